@@ -1,0 +1,20 @@
+"""pip install of the Python half of taptr_ros (the interfaces are built by CMake: see Makefile)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="taptr_ros",
+    version="0.1.0",
+    description="ROS 2 node tracking any point in a live camera stream with TAPTRv2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["taptr_ros", "taptr_ros.*"]),
+    package_data={"taptr_ros": ["py.typed"]},
+    install_requires=["numpy", "torch", "opencv-python-headless", "tqdm", "matplotlib", "rosbags"],
+    entry_points={
+        "console_scripts": [
+            "taptr = taptr_ros.cli:main",
+            "taptr-tracker = taptr_ros.ros.node:main",
+        ]
+    },
+)

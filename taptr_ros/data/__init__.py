@@ -1,0 +1,1 @@
+"""data room of taptr_ros (see DESIGN.md section 1)."""

@@ -1,0 +1,1 @@
+"""eval room of taptr_ros (see DESIGN.md section 1)."""

@@ -1,0 +1,1 @@
+"""ros room of taptr_ros (see DESIGN.md section 1)."""

@@ -1,0 +1,1 @@
+"""train room of taptr_ros (see DESIGN.md section 1)."""
