@@ -1,0 +1,164 @@
+"""ResNet backbone with frozen BatchNorm, and the per-level 1x1 conv + GroupNorm projections.
+
+The ResNet follows the torchvision layout (v1.5: in a Bottleneck the stride sits on the 3x3
+conv), so official checkpoints map onto it by name (see `taptr_ros.model.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from taptr_ros.model.config import RESNET_DEPTHS, TaptrConfig
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d with fixed statistics and affine parameters (all buffers, never trained).
+
+    y = x * s + (b - m * s) with s = weight / sqrt(running_var + eps).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(channels))
+        self.register_buffer("bias", torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, C, H, W) -> same shape."""
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs (ResNet-18/34). Stride on the first conv.
+
+    Args:
+        cin: input channels.
+        width: output channels.
+        stride: 1 or 2.
+    """
+
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = _conv(cin, width, 3, stride), FrozenBatchNorm2d(width)
+        self.conv2, self.bn2 = _conv(width, width, 3), FrozenBatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != width:
+            self.downsample = nn.Sequential(_conv(cin, width, 1, stride), FrozenBatchNorm2d(width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride here, v1.5) -> 1x1 with 4x expansion (ResNet-50).
+
+    Args:
+        cin: input channels.
+        width: bottleneck width; output channels are 4 * width.
+        stride: 1 or 2.
+    """
+
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1, self.bn1 = _conv(cin, width, 1), FrozenBatchNorm2d(width)
+        self.conv2, self.bn2 = _conv(width, width, 3, stride), FrozenBatchNorm2d(width)
+        self.conv3, self.bn3 = _conv(width, cout, 1), FrozenBatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(_conv(cin, cout, 1, stride), FrozenBatchNorm2d(cout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """ResNet trunk returning C2..C5 (strides 4, 8, 16, 32).
+
+    Args:
+        name: "resnet18", "resnet34" or "resnet50".
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.num_stages = 4
+        block = Bottleneck if name == "resnet50" else BasicBlock
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = FrozenBatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        cin = 64
+        for i, (depth, width) in enumerate(zip(RESNET_DEPTHS[name], (64, 128, 256, 512))):
+            blocks = []
+            for b in range(depth):
+                blocks.append(block(cin, width, 2 if (b == 0 and i > 0) else 1))
+                cin = width * block.expansion
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """images: (B, 3, H, W) normalised -> [C2, .., C_{num_stages+1}], each (B, C_s, h_s, w_s)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
+        outs = []
+        for i in range(self.num_stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+            outs.append(x)
+        return outs
+
+
+class LevelProjection(nn.Module):
+    """1x1 conv (with bias) to `hidden_dim` channels, then GroupNorm (eps 1e-5)."""
+
+    def __init__(self, cin: int, hidden_dim: int, groups: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, hidden_dim, 1)
+        self.norm = nn.GroupNorm(groups, hidden_dim, eps=1e-5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.conv(x))
+
+
+class Backbone(nn.Module):
+    """ResNet + per-level projections: images -> `config.num_levels` maps of `hidden_dim` channels."""
+
+    def __init__(self, config: TaptrConfig) -> None:
+        super().__init__()
+        self.stages = config.feature_stages
+        self.resnet = ResNet(config.backbone)
+        self.resnet.num_stages = max(config.feature_stages) + 1  # later stages are not computed
+        self.proj = nn.ModuleList(LevelProjection(c, config.hidden_dim, config.gn_groups)
+                                  for c in config.level_channels)
+
+    def features(self, images: Tensor) -> list[Tensor]:
+        """images (B, 3, H, W) -> raw ResNet outputs of the used stages, (B, C_l, h_l, w_l) each."""
+        outs = self.resnet(images)
+        return [outs[s] for s in self.stages]
+
+    def project(self, features: list[Tensor]) -> list[Tensor]:
+        """Raw stage outputs -> projected levels, (B, hidden_dim, h_l, w_l) each."""
+        return [proj(f) for proj, f in zip(self.proj, features)]
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """images (B, 3, H, W) normalised -> projected levels, (B, hidden_dim, h_l, w_l) each."""
+        return self.project(self.features(images))

@@ -1,0 +1,248 @@
+"""TAPTRv2: the network and its offline reference tracker.
+
+Public API (shapes; C = config.hidden_dim, L = config.num_tokens() tokens per frame,
+W = frames in a window, N = points; positions normalised by (W-1, H-1) of the input image,
+x first):
+
+* ``TAPTRv2(config)``
+* ``encode_frames(images (B,3,H,W) normalised) -> memory (B, L, C)``: independent frames;
+  level l occupies tokens [sum_{k<l} h_k w_k, ...) row-major, shapes ``model.level_shapes``.
+* ``init_queries(memory (N, L, C), xy_norm (N, 2)) -> (content (N, C), ref (N, 4))``: memory of
+  each point's start frame; ref = (logit x, logit y, 0, 0) in logit space.
+* ``decode_window(window_memory (W, L, C), content_in (W, N, C), ref_in (W, N, 4),
+  init_content (N, C), tracked (W, N), update (W, N)) -> WindowOutput``
+* ``track_video(model, video (T,3,H,W), query_xy_norm (N,2), query_t (N,)) -> TrackResult``
+  (offline reference, official windowing; see `taptr_ros.model.windowing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from taptr_ros.model.backbone import Backbone
+from taptr_ros.model.config import TaptrConfig
+from taptr_ros.model.decoder import Decoder, WindowOutput, inverse_sigmoid
+from taptr_ros.model.deform_attn import split_levels
+from taptr_ros.model.encoder import Encoder
+from taptr_ros.model.windowing import (Trajectory, commit_window, official_content_gap,
+                                       point_masks, window_ranges)
+
+__all__ = ["TAPTRv2", "TrackResult", "WindowOutput", "track_video"]
+
+
+class TAPTRv2(nn.Module):
+    """The TAPTRv2 network (backbone, encoder, query initialiser, window decoder).
+
+    Args:
+        config: architecture and input numbers (see `taptr_ros.model.config.preset`).
+    """
+
+    def __init__(self, config: TaptrConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = Backbone(config)
+        self.encoder = Encoder(config)
+        self.query_init = nn.Linear(config.num_levels * config.hidden_dim, config.hidden_dim)
+        self.decoder = Decoder(config)
+
+    @property
+    def level_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(h_l, w_l) per level for the configured input size."""
+        return self.config.level_shapes()
+
+    def encode_frames(self, images: Tensor) -> Tensor:
+        """Backbone + projections + deformable encoder of independent frames.
+
+        Args:
+            images: (B, 3, H, W) float, normalised (see `taptr_ros.model.preprocess`);
+                (H, W) must equal config.input_hw.
+
+        Returns:
+            memory: (B, L, C); frame b's memory depends on image b only.
+        """
+        if tuple(images.shape[-2:]) != self.config.input_hw or images.dim() != 4:
+            raise ValueError(f"encode_frames expects (B, 3, {self.config.input_hw[0]}, "
+                             f"{self.config.input_hw[1]}) images, got {tuple(images.shape)}; "
+                             "resize with taptr_ros.model.preprocess first")
+        return self.encoder(self.backbone(images))
+
+    def level_maps(self, memory: Tensor) -> list[Tensor]:
+        """(B, L, C) memory -> per level (B, C, h_l, w_l)."""
+        b, _, c = memory.shape
+        return [m.transpose(1, 2).reshape(b, c, h, w)
+                for m, (h, w) in zip(split_levels(memory, self.level_shapes), self.level_shapes)]
+
+    def sample_query_features(self, memory: Tensor, xy_norm: Tensor) -> Tensor:
+        """Bilinear samples of every level at each point (align_corners=True, border padding).
+
+        Level l is read at feature-pixel (x * (w_l - 1), y * (h_l - 1)) (corner pixel centres).
+        Official quirk (`config.quirk_init_sample_hw_swap`): x is scaled by (h_l - 1) and y by
+        (w_l - 1) instead; identical on square maps, kept for the official weights.
+
+        Args:
+            memory: (N, L, C) memory of each point's start frame.
+            xy_norm: (N, 2) (x, y) normalised by (W-1, H-1).
+
+        Returns:
+            (N, nL, C).
+        """
+        out = []
+        for fmap in self.level_maps(memory):
+            h, w = fmap.shape[-2:]
+            sx, sy = (h - 1, w - 1) if self.config.quirk_init_sample_hw_swap else (w - 1, h - 1)
+            px, py = xy_norm[:, 0] * sx, xy_norm[:, 1] * sy
+            gx = 2 * px / max(w - 1, 1) - 1
+            gy = 2 * py / max(h - 1, 1) - 1
+            grid = torch.stack((gx, gy), -1)[:, None, None, :].to(fmap.dtype)
+            s = F.grid_sample(fmap, grid, mode="bilinear", padding_mode="border", align_corners=True)
+            out.append(s[:, :, 0, 0])
+        return torch.stack(out, 1)
+
+    def init_queries(self, memory: Tensor, xy_norm: Tensor) -> tuple[Tensor, Tensor]:
+        """Initial state of new points from their start frame's memory.
+
+        Args:
+            memory: (N, L, C) memory of each point's start frame.
+            xy_norm: (N, 2) (x, y) normalised by (W-1, H-1).
+
+        Returns:
+            content: (N, C) f0 = Linear(concat of the nL level samples).
+            ref: (N, 4) (logit x, logit y, logit w0, logit h0) with w0 = h0 = config.init_wh.
+        """
+        content = self.query_init(self.sample_query_features(memory, xy_norm).flatten(1))
+        wh = torch.full_like(xy_norm, self.config.init_wh)
+        ref = inverse_sigmoid(torch.cat((xy_norm, wh), -1).to(content.dtype), self.config.logit_eps)
+        return content, ref
+
+    def query_pos(self, ref: Tensor) -> Tensor:
+        """(..., 4) logit-space reference -> (..., C) positional query of the first layer."""
+        return self.decoder.query_pos(ref.sigmoid())
+
+    def decode_window(self, window_memory: Tensor, content_in: Tensor, ref_in: Tensor,
+                      init_content: Tensor, tracked: Tensor, update: Tensor) -> WindowOutput:
+        """Run the decoder on one window of W frames.
+
+        Args:
+            window_memory: (W, L, C) memory of the window's frames in order.
+            content_in: (W, N, C) content state of each point at each window frame.
+            ref_in: (W, N, 4) position state (x, y, w, h) in logit space.
+            init_content: (N, C) f0 of each point (for the between-window updater).
+            tracked: (W, N) bool, frame >= the point's start frame.
+            update: (W, N) bool, tracked and not the start frame (see `windowing.point_masks`).
+
+        Returns:
+            `WindowOutput` (per-layer positions after the APU and after the delta head,
+            visibility logits, APU deltas, features, new logit-space position and content).
+        """
+        return self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
+                            tracked.bool(), update.bool())
+
+
+@dataclass
+class TrackResult:
+    """Tracks of N points over T frames.
+
+    Attributes:
+        boxes: (T, N, 4) (x, y, w, h) sigmoid space; x, y normalised by (W-1, H-1).
+        vis_logits: (T, N, 3) visibility logits.
+        visible: (T, N) bool, sigmoid(logit[1]) > config.visibility_threshold.
+        windows: the [first, last] frame ranges actually decoded (skipped ones left out).
+    """
+
+    boxes: Tensor
+    vis_logits: Tensor
+    visible: Tensor
+    windows: list[tuple[int, int]]
+
+    @property
+    def xy_norm(self) -> Tensor:
+        """(T, N, 2) tracks (x, y) normalised by (W-1, H-1)."""
+        return self.boxes[..., :2]
+
+
+WindowCallback = Callable[[int, int, int, Trajectory, WindowOutput], None]
+
+
+def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: Tensor, *,
+                content_propagation_gap: int | None = None, encode_batch: int = 8,
+                on_window: WindowCallback | None = None) -> TrackResult:
+    """Offline reference: the official windowed inference over a whole video.
+
+    Windows follow `windowing.window_ranges` (last one shifted back to end at T-1; T < window
+    size gives one window [0, T-1], our extension). A window where no point has an updatable
+    frame is skipped. After each window but the last, the tail frame's state is copied into
+    every later frame (`windowing.commit_window`). Frames at or before a point's start keep its
+    query position and logits [0, 1, 0]. Memory is encoded lazily (window frames plus start
+    frames), so long videos do not hold every frame's memory.
+
+    Args:
+        model: the network (its device and dtype are used).
+        video: (T, 3, H, W) normalised frames at config.input_hw.
+        query_xy_norm: (N, 2) (x, y) normalised by (W-1, H-1), at each point's start frame.
+        query_t: (N,) int start frame of each point.
+        content_propagation_gap: content goes to future frames only after windows whose index
+            is a multiple of this gap. None = official rule max(1, T // 24), which needs T (not
+            causal); the online engine passes a fixed int (default 1 = every window).
+        encode_batch: frames per `encode_frames` call.
+        on_window: called as on_window(k, first, last, inputs, output) for each decoded window
+            k, with `inputs` the window frames' state before decoding (for parity and training).
+
+    Returns:
+        `TrackResult`.
+    """
+    cfg = model.config
+    param = next(model.parameters())
+    video = video.to(param.device, param.dtype)
+    num_frames = video.shape[0]
+    query_t = query_t.to(device=param.device, dtype=torch.long)
+    xy = query_xy_norm.to(param.device, param.dtype)
+    if query_t.numel() and (int(query_t.min()) < 0 or int(query_t.max()) >= num_frames):
+        raise ValueError(f"query_t must lie in [0, {num_frames - 1}], got {query_t.tolist()}")
+    gap = official_content_gap(num_frames, cfg.content_propagation_frames) \
+        if content_propagation_gap is None else int(content_propagation_gap)
+    if gap < 1:
+        raise ValueError(f"content_propagation_gap must be >= 1 or None, got {gap}")
+
+    cache: dict[int, Tensor] = {}
+
+    def encode(frames: list[int]) -> None:
+        todo = [t for t in frames if t not in cache]
+        for i in range(0, len(todo), encode_batch):
+            chunk = todo[i:i + encode_batch]
+            for t, mem in zip(chunk, model.encode_frames(video[chunk])):
+                cache[t] = mem
+
+    starts = sorted(set(query_t.tolist()))
+    encode(starts)
+    if starts:
+        init_mem = torch.stack([cache[t] for t in query_t.tolist()])
+        f0, ref0 = model.init_queries(init_mem, xy)
+    else:
+        f0 = video.new_zeros(0, cfg.hidden_dim)
+        ref0 = video.new_zeros(0, 4)
+    traj = Trajectory.start(num_frames, f0, ref0, cfg.num_vis_classes)
+    ranges = window_ranges(num_frames, cfg.window_size, cfg.window_stride)
+    done = []
+    for k, (first, last) in enumerate(ranges):
+        tracked, update = point_masks(query_t, first, last)
+        if not bool(update.any()):
+            continue
+        encode(list(range(first, last + 1)))
+        for t in [t for t in cache if t < first]:
+            del cache[t]
+        window_memory = torch.stack([cache[t] for t in range(first, last + 1)])
+        inputs = traj.frames(first, last)
+        out = model.decode_window(window_memory, inputs.content, inputs.ref, f0, tracked, update)
+        if on_window is not None:
+            on_window(k, first, last, inputs, out)
+        traj = commit_window(traj, first, out, update, copy_tail=k < len(ranges) - 1,
+                             copy_content=k % gap == 0)
+        done.append((first, last))
+    boxes = traj.ref.sigmoid()
+    visible = traj.vis_logits[..., 1].sigmoid() > cfg.visibility_threshold
+    return TrackResult(boxes=boxes, vis_logits=traj.vis_logits, visible=visible, windows=done)

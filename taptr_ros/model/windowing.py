@@ -1,0 +1,130 @@
+"""Window schedule, point masks and the per-point trajectory state between windows.
+
+Pure functions on tensors, shared by the offline reference (`taptr_ros.model.taptr.track_video`)
+and the online engine, so both run exactly the same code.
+
+Frame indices are video frame numbers; a window is an inclusive range [first, last].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from taptr_ros.model.decoder import WindowOutput
+
+
+def window_ranges(num_frames: int, size: int, stride: int) -> list[tuple[int, int]]:
+    """Official window schedule: [0, size-1], [stride, stride+size-1], ...
+
+    The number of windows is floor((T - size) / stride) + 1, plus one more if the last does
+    not reach frame T-1; that extra window is shifted back to [T-size, T-1] (it may overlap
+    the previous one by more than size - stride frames). Our extension: T < size gives the
+    single window [0, T-1] (the official code requires T >= size).
+
+    Raises:
+        ValueError: num_frames < 1.
+    """
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got {num_frames}")
+    if num_frames < size:
+        return [(0, num_frames - 1)]
+    n = (num_frames - size) // stride + 1
+    ranges = [(k * stride, k * stride + size - 1) for k in range(n)]
+    if size + stride * (n - 1) < num_frames:
+        ranges.append((num_frames - size, num_frames - 1))
+    return ranges
+
+
+def official_content_gap(num_frames: int, frames_per_step: int = 24) -> int:
+    """Official long-video rule: content goes to future frames only on windows whose index is
+    a multiple of floor(T / 24) (taken as 1 when T < 48, every window). Needs the video length
+    T, so it is not causal; the online engine uses a fixed gap instead."""
+    return max(1, num_frames // frames_per_step)
+
+
+def point_masks(query_t: Tensor, first: int, last: int) -> tuple[Tensor, Tensor]:
+    """Masks of frames first..last for points starting at `query_t`.
+
+    Args:
+        query_t: (N,) int start frame of each point (video frame numbers).
+
+    Returns:
+        tracked: (W, N) bool, frame >= start (the start frame takes part in attention).
+        update: (W, N) bool, tracked and frame != start (the start frame is never updated).
+    """
+    t = torch.arange(first, last + 1, device=query_t.device)[:, None]
+    tracked = t >= query_t[None, :]
+    return tracked, tracked & (t != query_t[None, :])
+
+
+def initial_vis_logits(num_points: int, num_classes: int = 3, *, device=None,
+                       dtype=torch.float32) -> Tensor:
+    """(N, num_classes) one-hot of class 1 ("visible"): the state at and before a start frame."""
+    out = torch.zeros(num_points, num_classes, device=device, dtype=dtype)
+    out[:, 1] = 1
+    return out
+
+
+@dataclass
+class Trajectory:
+    """Per-frame state of every point over a run of consecutive frames.
+
+    Attributes:
+        content: (T, N, C) content feature per frame.
+        ref: (T, N, 4) position (x, y, w, h) in logit space (sigmoid gives x, y normalised by
+            (W-1, H-1) of the network input).
+        vis_logits: (T, N, 3) visibility logits (last decoder layer).
+    """
+
+    content: Tensor
+    ref: Tensor
+    vis_logits: Tensor
+
+    @classmethod
+    def start(cls, num_frames: int, init_content: Tensor, init_ref: Tensor,
+              num_classes: int = 3) -> "Trajectory":
+        """Every frame starts from the point's init content (N, C) and reference (N, 4)."""
+        n = init_content.shape[0]
+        vis = initial_vis_logits(n, num_classes, device=init_content.device, dtype=init_content.dtype)
+        return cls(content=init_content[None].repeat(num_frames, 1, 1),
+                   ref=init_ref[None].repeat(num_frames, 1, 1),
+                   vis_logits=vis[None].repeat(num_frames, 1, 1))
+
+    def frames(self, first: int, last: int) -> "Trajectory":
+        """Frames first..last (inclusive, indices into this trajectory)."""
+        return Trajectory(self.content[first:last + 1], self.ref[first:last + 1],
+                          self.vis_logits[first:last + 1])
+
+
+def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tensor, *,
+                  copy_tail: bool, copy_content: bool = True) -> Trajectory:
+    """State after a window (functional: `traj` is not modified).
+
+    Window frames first..first+W-1 (indices into `traj`) take the last layer's position and
+    visibility logits where `update` holds and keep theirs elsewhere; their content becomes
+    `out.content_out` (which already equals f_in where not updated). Then, if `copy_tail`
+    (every window but the video's last), the tail frame's position and logits are copied
+    into every later frame of `traj`, and its content too if `copy_content`.
+
+    Args:
+        traj: (T', N, ...) state; may be a slice of a longer trajectory.
+        first: index in `traj` of the window's first frame.
+        out: the window's decoder output (W frames).
+        update: (W, N) bool update mask of the window.
+    """
+    w = update.shape[0]
+    end = first + w
+    upd = update[..., None]
+    ref, vis, content = traj.ref.clone(), traj.vis_logits.clone(), traj.content.clone()
+    ref[first:end] = torch.where(upd, out.ref_out, ref[first:end])
+    vis[first:end] = torch.where(upd, out.vis_logits[-1], vis[first:end])
+    content[first:end] = out.content_out
+    if copy_tail and end < ref.shape[0]:
+        ref[end:] = ref[end - 1]
+        vis[end:] = vis[end - 1]
+        if copy_content:
+            content[end:] = content[end - 1]
+    return Trajectory(content=content, ref=ref, vis_logits=vis)
