@@ -1,0 +1,63 @@
+"""Start the taptr_tracker node of package taptr_ros.
+
+    ros2 launch taptr_ros tracker.launch.py image:=/camera/image_raw
+    ros2 launch taptr_ros tracker.launch.py image:=/camera/image_raw namespace:=left \
+        checkpoint:=/path/to/taptrv2.pth device:=cuda
+
+Arguments:
+    image        image topic the node subscribes to (remaps its ``image`` input)
+    params_file  parameters YAML (default: share/taptr_ros/config/tracker.yaml)
+    namespace    namespace of the node (topics ~/tracks etc. follow it)
+    checkpoint   model checkpoint; empty = the params file's value
+    device       torch device ("cpu", "cuda", "cuda:1"); empty = the params file's value
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def _node(context, *args, **kwargs):
+    # checkpoint/device override the params file only when given: an empty string would
+    # otherwise replace its value.
+    overrides = {}
+    for name in ("checkpoint", "device"):
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    parameters = [LaunchConfiguration("params_file")]
+    if overrides:
+        parameters.append(overrides)
+    return [
+        Node(
+            package="taptr_ros",
+            executable="taptr_tracker",
+            name="taptr_tracker",
+            namespace=LaunchConfiguration("namespace"),
+            parameters=parameters,
+            remappings=[("image", LaunchConfiguration("image"))],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument("image", default_value="image",
+                              description="image topic to track points in"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution(
+                [FindPackageShare("taptr_ros"), "config", "tracker.yaml"]),
+            description="parameters YAML for the node"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of the node"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="model checkpoint path (empty: from params_file)"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="torch device, e.g. cpu or cuda (empty: from params_file)"),
+        OpaqueFunction(function=_node),
+    ])

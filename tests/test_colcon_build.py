@@ -1,0 +1,123 @@
+"""`colcon build` builds the package the way a robot does, here from the venv alone.
+
+The repository's files (tracked, and untracked but not ignored) are copied into a fresh
+workspace; colcon-core/colcon-cmake/colcon-ros from the venv build it against the ROS 2
+wheels' CMake configs (AMENT_PREFIX_PATH = CMAKE_PREFIX_PATH = the venv, no ROS install).
+Then a fresh process that sources the install space's setup script imports the interfaces
+and our Python package from the install space, and reads the installed config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(sys.prefix)
+
+pytestmark = pytest.mark.slow
+
+# Runs in the install space's environment; prints where everything came from as JSON.
+PROBE = r"""
+import json, sys
+import taptr_ros
+from taptr_ros.msg import TrackedPoints
+from taptr_ros.srv import AddPoints, RemovePoints
+from taptr_ros.ros import image_conversion
+import numpy as np
+from rclpy.serialization import deserialize_message, serialize_message
+from ament_index_python.packages import get_package_share_directory
+
+msg = TrackedPoints(width=3, height=4, ids=[7, 8])
+assert deserialize_message(serialize_message(msg), TrackedPoints).ids.tolist() == [7, 8]
+image = image_conversion.numpy_to_image(np.zeros((4, 3, 3), np.uint8), "rgb8", step=10)
+assert image_conversion.image_to_numpy(image).shape == (4, 3, 3)
+AddPoints.Response(ids=[1], success=True); RemovePoints.Request(all=True)
+
+import rclpy
+from rclpy.context import Context
+share = get_package_share_directory("taptr_ros")
+context = Context()  # the installed params file must parse (keyed /**/taptr_tracker)
+rclpy.init(args=["probe", "--ros-args", "--params-file", share + "/config/tracker.yaml"],
+           context=context)
+rclpy.try_shutdown(context=context)
+
+typesupport = "taptr_ros.taptr_ros_s__rosidl_typesupport_c"
+with open("/proc/self/maps") as maps:
+    libraries = sorted({line.split()[-1] for line in maps if "libtaptr_ros__" in line})
+print(json.dumps({
+    "version": getattr(taptr_ros, "__version__", None),
+    "msg": sys.modules["taptr_ros.msg._tracked_points"].__file__,
+    "srv": sys.modules["taptr_ros.srv._add_points"].__file__,
+    "image_conversion": image_conversion.__file__,
+    "typesupport": sys.modules[typesupport].__file__,
+    "libraries": libraries,
+    "share": share,
+}))
+"""
+
+
+def _copy_sources(destination: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT, check=True, capture_output=True).stdout.decode().split("\0")
+    for relative in filter(None, listed):
+        source = REPO_ROOT / relative
+        if source.is_file():  # listed but deleted in the working tree: skip
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Path) -> None:
+    if shutil.which("colcon", path=str(VENV / "bin")) is None:
+        pytest.fail(f"colcon is missing from {VENV}/bin: run `make setup`")
+    workspace = tmp_path / "ws"
+    _copy_sources(workspace / "src" / "taptr_ros")
+    env = dict(os.environ)
+    env.update(AMENT_PREFIX_PATH=str(VENV), CMAKE_PREFIX_PATH=str(VENV), COLCON_HOME=str(tmp_path / "colcon_home"),
+               PATH=f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
+    build = subprocess.run(
+        [str(VENV / "bin" / "colcon"), "--log-base", "log", "build", "--event-handlers",
+         "console_direct+"],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, (build.stdout + build.stderr)[-6000:]
+
+    prefix = workspace / "install" / "taptr_ros"
+    site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    for path in ("taptr_ros/msg/_tracked_points.py", "taptr_ros/srv/_add_points.py",
+                 "taptr_ros/srv/_remove_points.py", "taptr_ros/__init__.py",
+                 "taptr_ros/ros/image_conversion.py", "taptr_ros/ros/tracks_message.py"):
+        assert (site / path).is_file(), path
+    for executable in ("taptr_tracker", "taptr"):
+        path = prefix / "lib" / "taptr_ros" / executable
+        assert path.is_file() and os.access(path, os.X_OK), path
+    share = prefix / "share" / "taptr_ros"
+    assert (share / "launch" / "tracker.launch.py").is_file()
+    assert (share / "config" / "tracker.yaml").is_file()
+    assert (share / "msg" / "TrackedPoints.msg").is_file()
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "taptr_ros").is_file()
+
+    # A fresh process in the install space's environment, as on a robot after
+    # `. install/setup.sh`. The venv holds its own build of our interfaces (`make setup`):
+    # everything must come from the install space instead.
+    probe_env = dict(env)
+    probe_env.pop("PYTHONPATH", None)
+    probe = subprocess.run(
+        ["bash", "-c", f'. "{workspace}/install/setup.sh" && exec "{sys.executable}" -c "$0"', PROBE],
+        cwd=tmp_path, env=probe_env, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    found = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert found["version"] is not None, "our __init__.py was replaced by rosidl's"
+    for key in ("msg", "srv", "image_conversion", "typesupport"):
+        assert Path(found[key]).is_relative_to(site), (key, found[key])
+    assert found["libraries"], "no libtaptr_ros__*.so was loaded"
+    for library in found["libraries"]:
+        assert Path(library).is_relative_to(prefix / "lib"), library
+    assert Path(found["share"]) == share
