@@ -115,22 +115,9 @@ def _data_bytes(data: Any) -> np.ndarray:
             ) from exc
 
 
-def image_to_numpy(msg: Any) -> np.ndarray:
-    """Decode a raw image message into a new numpy array.
-
-    Args:
-        msg: a sensor_msgs/Image or any object with ``height, width, encoding, is_bigendian,
-            step, data``.
-
-    Returns:
-        A C-contiguous array in native byte order that owns its memory (never a view of
-        ``msg.data``): (H, W, C) for colour encodings, (H, W) for mono/depth; dtype and
-        channel order as in the module table.
-
-    Raises:
-        ImageConversionError: unknown encoding, zero size, ``step`` smaller than a row,
-            ``data`` shorter than ``step * height``.
-    """
+def _pixels(msg: Any) -> tuple[np.ndarray, bool]:
+    """(pixels, owned): the decoded image, possibly a read-only view of ``msg.data``
+    (``owned`` False) when rows are unpadded and already in native byte order."""
     enc = _encoding(msg.encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
@@ -152,14 +139,36 @@ def image_to_numpy(msg: Any) -> np.ndarray:
             f"{step} * {height} = {step * height}: the message is truncated; check the "
             "publisher's step and height"
         )
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
-    order = ">" if msg.is_bigendian else "<"
-    pixels = np.array(rows, order="C", copy=True).view(enc.dtype.newbyteorder(order))
+    rows = data[: step * height].reshape(height, step)
+    owned = step != row_bytes
+    if owned:  # drop the padding: one copy
+        rows = rows[:, :row_bytes].copy()  # C order (ascontiguousarray may not copy)
+    pixels = rows.view(enc.dtype.newbyteorder(">" if msg.is_bigendian else "<"))
     if not pixels.dtype.isnative:
-        pixels = pixels.byteswap(inplace=True).view(enc.dtype)
-    if enc.channels == 1:
-        return pixels.reshape(height, width)
-    return pixels.reshape(height, width, enc.channels)
+        pixels = pixels.byteswap(inplace=owned).view(enc.dtype)  # a copy unless owned
+        owned = True
+    shape = (height, width) if enc.channels == 1 else (height, width, enc.channels)
+    return pixels.reshape(shape), owned
+
+
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """Decode a raw image message into a new numpy array.
+
+    Args:
+        msg: a sensor_msgs/Image or any object with ``height, width, encoding, is_bigendian,
+            step, data``.
+
+    Returns:
+        A C-contiguous array in native byte order that owns its memory (never a view of
+        ``msg.data``): (H, W, C) for colour encodings, (H, W) for mono/depth; dtype and
+        channel order as in the module table.
+
+    Raises:
+        ImageConversionError: unknown encoding, zero size, ``step`` smaller than a row,
+            ``data`` shorter than ``step * height``.
+    """
+    pixels, owned = _pixels(msg)
+    return pixels if owned else pixels.copy()
 
 
 def _check_array(arr: np.ndarray, encoding: str) -> tuple[np.ndarray, Encoding]:
@@ -274,6 +283,12 @@ def _to_uint8(values: np.ndarray, value_range: tuple[float, float]) -> np.ndarra
     return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
 
 
+_CV_TO_RGB = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB,
+              "bgra8": cv2.COLOR_BGRA2RGB, "mono8": cv2.COLOR_GRAY2RGB}
+# round(v / 257) for every 16-bit value: 0..65535 onto 0..255
+_UINT16_TO_UINT8 = ((np.arange(65536, dtype=np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def array_to_rgb8(
     arr: np.ndarray, encoding: str, *, value_range: tuple[float, float] | None = None
 ) -> np.ndarray:
@@ -295,25 +310,25 @@ def array_to_rgb8(
         value_range: (low, high) in the image's units, mapped linearly onto 0..255 and
             clipped; ignored for 8-bit encodings.
 
+    Returns:
+        A new array, except for an rgb8 input that is already C-contiguous uint8: that
+        array itself.
+
     Raises:
         ImageConversionError: unknown encoding, shape or dtype not matching it.
     """
     arr, enc = _check_array(arr, encoding)
     if encoding == "rgb8":
         return np.ascontiguousarray(arr)
-    if encoding == "rgba8":
-        return np.ascontiguousarray(arr[:, :, :3])
-    if encoding in ("bgr8", "bgra8"):
-        return np.ascontiguousarray(arr[:, :, 2::-1])
-    if encoding == "mono8":
-        gray = arr
-    elif value_range is not None:
+    if encoding in _CV_TO_RGB:
+        return cv2.cvtColor(np.ascontiguousarray(arr), _CV_TO_RGB[encoding])
+    if value_range is not None:
         gray = _to_uint8(arr, value_range)
     elif enc.dtype == np.uint16:
-        gray = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        gray = _UINT16_TO_UINT8[arr]
     else:  # 32FC1
         gray = _to_uint8(arr, (0.0, 1.0))
-    return np.repeat(gray[:, :, None], 3, axis=2)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
 def image_to_rgb8(msg: Any, *, value_range: tuple[float, float] | None = None) -> np.ndarray:
@@ -324,7 +339,10 @@ def image_to_rgb8(msg: Any, *, value_range: tuple[float, float] | None = None) -
     Raises:
         ImageConversionError: as :func:`image_to_numpy`.
     """
-    return array_to_rgb8(image_to_numpy(msg), msg.encoding, value_range=value_range)
+    pixels, owned = _pixels(msg)
+    if msg.encoding == "rgb8" and not owned:
+        pixels = pixels.copy()  # never a view of msg.data
+    return array_to_rgb8(pixels, msg.encoding, value_range=value_range)
 
 
 # --- compressed ---------------------------------------------------------------------------
@@ -389,9 +407,9 @@ def compressed_to_numpy(msg: Any) -> tuple[np.ndarray, str]:
         )
     if channels == 1 and decoded.ndim == 3:
         decoded = decoded[:, :, 0]
-    if original in ("rgb8", "rgba8") and encoding in ("bgr8", "bgra8"):
-        if ENCODINGS[original].channels == channels:
-            return np.ascontiguousarray(decoded[:, :, [2, 1, 0, 3][:channels]]), original
+    if (original, encoding) in (("rgb8", "bgr8"), ("rgba8", "bgra8")):
+        code = cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGBA
+        return cv2.cvtColor(decoded, code), original
     if original == "16UC1" and encoding == "mono16":
         return decoded, "16UC1"
     return decoded, encoding

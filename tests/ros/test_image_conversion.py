@@ -98,6 +98,17 @@ def test_decoding_accepts_numpy_data_like_rosbags_messages() -> None:
     np.testing.assert_array_equal(image_to_numpy(back), image)
 
 
+@pytest.mark.parametrize("encoding", ["rgb8", "mono8", "32FC1"])
+def test_decoded_arrays_never_alias_the_message(encoding: str) -> None:
+    image = np.ones(_shape(encoding, 3, 4), ENCODINGS[encoding].dtype)
+    msg = numpy_to_image(image, encoding)  # unpadded, native order: the zero-copy case
+    decoded, rgb = image_to_numpy(msg), image_to_rgb8(msg)
+    before = rgb.copy()
+    np.frombuffer(msg.data, np.uint8)[:] = 0  # the publisher reuses its buffer
+    np.testing.assert_array_equal(decoded, image)
+    np.testing.assert_array_equal(rgb, before)
+
+
 def test_pack_image_pads_with_zeros_and_keeps_step() -> None:
     image = np.full((2, 3, 3), 7, dtype=np.uint8)
     packed = pack_image(image, "rgb8", step=12)
