@@ -124,7 +124,9 @@ def stop_process(popen: subprocess.Popen, timeout: float = 10.0) -> int:
 
 
 @pytest.fixture
-def start_process(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., NodeProcess]]:
+def start_process(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., NodeProcess]]:
     """Factory: ``start_process([...args], env={...}, name="node")`` starts a child process.
 
     The child inherits ``os.environ`` (so the session's ROS isolation and the ROS wheels'

@@ -81,8 +81,9 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
     workspace = tmp_path / "ws"
     _copy_sources(workspace / "src" / "taptr_ros")
     env = dict(os.environ)
-    env.update(AMENT_PREFIX_PATH=str(VENV), CMAKE_PREFIX_PATH=str(VENV), COLCON_HOME=str(tmp_path / "colcon_home"),
-               PATH=f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
+    env.update(AMENT_PREFIX_PATH=str(VENV), CMAKE_PREFIX_PATH=str(VENV), VIRTUAL_ENV=str(VENV),
+               PATH=f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+               COLCON_HOME=str(tmp_path / "colcon_home"))
     build = subprocess.run(
         [str(VENV / "bin" / "colcon"), "--log-base", "log", "build", "--event-handlers",
          "console_direct+"],
@@ -90,7 +91,8 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
     assert build.returncode == 0, (build.stdout + build.stderr)[-6000:]
 
     prefix = workspace / "install" / "taptr_ros"
-    site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = prefix / "lib" / python / "site-packages"
     for path in ("taptr_ros/msg/_tracked_points.py", "taptr_ros/srv/_add_points.py",
                  "taptr_ros/srv/_remove_points.py", "taptr_ros/__init__.py",
                  "taptr_ros/ros/image_conversion.py", "taptr_ros/ros/tracks_message.py"):
@@ -102,7 +104,9 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
     assert (share / "launch" / "tracker.launch.py").is_file()
     assert (share / "config" / "tracker.yaml").is_file()
     assert (share / "msg" / "TrackedPoints.msg").is_file()
-    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "taptr_ros").is_file()
+    index = prefix / "share" / "ament_index" / "resource_index"
+    assert (index / "packages" / "taptr_ros").is_file()
+    assert (index / "rosidl_interfaces" / "taptr_ros").is_file()
 
     # A fresh process in the install space's environment, as on a robot after
     # `. install/setup.sh`. The venv holds its own build of our interfaces (`make setup`):
@@ -110,7 +114,8 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
     probe_env = dict(env)
     probe_env.pop("PYTHONPATH", None)
     probe = subprocess.run(
-        ["bash", "-c", f'. "{workspace}/install/setup.sh" && exec "{sys.executable}" -c "$0"', PROBE],
+        ["bash", "-c", f'. "{workspace}/install/setup.sh" && exec "{sys.executable}" -c "$0"',
+         PROBE],
         cwd=tmp_path, env=probe_env, capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stdout + probe.stderr
     found = json.loads(probe.stdout.strip().splitlines()[-1])

@@ -233,7 +233,8 @@ def _valid_raw(**changes):
 
 
 def test_data_shorter_than_step_times_height() -> None:
-    with pytest.raises(ImageConversionError, match=r"17 bytes, expected step \* height = 9 \* 2 = 18"):
+    expected = r"17 bytes, expected step \* height = 9 \* 2 = 18"
+    with pytest.raises(ImageConversionError, match=expected):
         image_to_numpy(_valid_raw(data=bytes(17)))
 
 
@@ -245,7 +246,8 @@ def test_step_smaller_than_a_row() -> None:
 
 
 def test_unknown_encoding() -> None:
-    with pytest.raises(ImageConversionError, match=r"unsupported image encoding 'bayer_rggb8'.*rgb8"):
+    expected = r"unsupported image encoding 'bayer_rggb8'.*rgb8"
+    with pytest.raises(ImageConversionError, match=expected):
         image_to_numpy(_valid_raw(encoding="bayer_rggb8"))
     with pytest.raises(ImageConversionError, match=r"unsupported image encoding 'yuv422'"):
         numpy_to_image(np.zeros((2, 2, 2), np.uint8), "yuv422")
@@ -253,7 +255,8 @@ def test_unknown_encoding() -> None:
 
 @pytest.mark.parametrize("height, width", [(0, 3), (2, 0), (0, 0)])
 def test_zero_size(height: int, width: int) -> None:
-    with pytest.raises(ImageConversionError, match=rf"empty rgb8 image \({width}x{height} pixels\)"):
+    expected = rf"empty rgb8 image \({width}x{height} pixels\)"
+    with pytest.raises(ImageConversionError, match=expected):
         image_to_numpy(_valid_raw(height=height, width=width, data=b""))
     with pytest.raises(ImageConversionError, match=r"has no pixels"):
         numpy_to_image(np.zeros((height, width, 3), np.uint8), "rgb8")
@@ -271,7 +274,8 @@ def test_empty_compressed_data() -> None:
 
 
 def test_array_not_matching_encoding() -> None:
-    with pytest.raises(ImageConversionError, match=r"shape \(4, 4, 3\) does not fit encoding 'rgba8'"):
+    expected = r"shape \(4, 4, 3\) does not fit encoding 'rgba8'"
+    with pytest.raises(ImageConversionError, match=expected):
         numpy_to_image(np.zeros((4, 4, 3), np.uint8), "rgba8")
     with pytest.raises(ImageConversionError, match=r"dtype float64 does not fit encoding 'mono8'"):
         numpy_to_image(np.zeros((4, 4)), "mono8")
