@@ -6,7 +6,7 @@ of bool. Packing builds those from the numpy buffers (``array.frombytes``: one m
 field, and the setters' fast path even with ROS_PYTHON_CHECK_FIELDS=1) and the bools with
 ``ndarray.tolist()``; assigning numpy arrays directly is ~40x slower (the setter iterates
 them). Unpacking reads the buffers with numpy and the bools through ``bytes(list)``.
-5000 points: pack ~0.05 ms, unpack ~0.05 ms (see the README).
+5000 points: pack ~0.07 ms, unpack ~0.07 ms (CPython 3.11, numpy 2.4, Kilted wheels).
 
 :func:`unpack_tracks` is duck-typed: it also reads rosbags message objects (numpy fields)
 and anything else with the fields.
