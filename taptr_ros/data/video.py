@@ -141,6 +141,7 @@ def draw_tracks(frame_rgb: np.ndarray, ids: np.ndarray, xy_px: np.ndarray, visib
     radius = max(2, round(min(H, W) / 85)) if radius is None else radius
     labels = len(ids) <= 64 if labels is None else labels
     shift = 4  # sub-pixel centres: 1/16 px
+    ring = 1 if radius < 5 else 2  # line width of hollow circles
     font_scale = max(0.3, min(H, W) / 800)
     inside = np.isfinite(xy).all(axis=1) & (xy[:, 0] >= -radius) & (xy[:, 1] >= -radius) \
         & (xy[:, 0] <= W - 1 + radius) & (xy[:, 1] <= H - 1 + radius)
@@ -149,7 +150,7 @@ def draw_tracks(frame_rgb: np.ndarray, ids: np.ndarray, xy_px: np.ndarray, visib
     for point_id, centre, corner, is_visible in zip(ids[inside].tolist(), centres, corners,
                                                     visible[inside].tolist()):
         color = id_color(point_id)
-        cv2.circle(out, centre, radius << shift, color, -1 if is_visible else 1, cv2.LINE_AA, shift)
+        cv2.circle(out, centre, radius << shift, color, -1 if is_visible else ring, cv2.LINE_AA, shift)
         if labels:
             cv2.putText(out, str(point_id), corner, cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1,
                         cv2.LINE_AA)
