@@ -16,6 +16,7 @@ Every problem ends in one `CheckpointError` listing the missing, unexpected and 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 
@@ -146,7 +147,8 @@ def _read(source) -> dict:
     if isinstance(source, (str, os.PathLike)):
         try:
             return torch.load(source, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError) as exc:  # unreadable, truncated, pickled objects
+        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            # unreadable, truncated, not a torch file, or pickled objects beyond plain tensors
             raise CheckpointError(f"cannot read checkpoint {os.fspath(source)!r}: {exc}") from exc
     return source
 

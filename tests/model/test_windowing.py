@@ -1,0 +1,79 @@
+"""Window schedule, masks and the after-window state update."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from taptr_ros.model.decoder import WindowOutput
+from taptr_ros.model.windowing import (Trajectory, commit_window, official_content_gap,
+                                       point_masks, window_ranges)
+
+
+@pytest.mark.parametrize("frames,expect", [
+    (12, [(0, 7), (4, 11)]),
+    (15, [(0, 7), (4, 11), (7, 14)]),  # last window shifted back, overlapping by 5
+    (16, [(0, 7), (4, 11), (8, 15)]),
+    (8, [(0, 7)]),
+    (9, [(0, 7), (1, 8)]),
+    (5, [(0, 4)]),  # our extension for T < 8
+    (1, [(0, 0)]),
+])
+def test_window_ranges(frames, expect):
+    assert window_ranges(frames, 8, 4) == expect
+
+
+def test_window_ranges_rejects_empty_video():
+    with pytest.raises(ValueError, match="at least one frame"):
+        window_ranges(0, 8, 4)
+
+
+def test_official_content_gap():
+    assert [official_content_gap(t) for t in (5, 24, 47, 48, 100)] == [1, 1, 1, 2, 4]
+
+
+def test_point_masks():
+    tracked, update = point_masks(torch.tensor([0, 5, 9]), 4, 11)
+    assert tracked.shape == (8, 3)
+    assert tracked[:, 0].all() and update[:, 0].all()
+    assert tracked[:, 1].tolist() == [False, True] + [True] * 6
+    assert update[:, 1].tolist() == [False, False] + [True] * 6
+    assert update[:, 2].tolist() == [False] * 6 + [True, True] and tracked[5, 2] and not update[5, 2]
+
+
+def fake_output(frames: int, points: int, c: int, value: float) -> WindowOutput:
+    full = lambda *s: torch.full(s, value)  # noqa: E731
+    return WindowOutput(pos_apu=full(2, frames, points, 4), pos=full(2, frames, points, 4),
+                        vis_logits=full(2, frames, points, 3), apu_delta=full(2, frames, points, 2),
+                        layer_feat=full(2, frames, points, c), hs=full(2, frames, points, c),
+                        ref_out=full(frames, points, 4), content_out=full(frames, points, c))
+
+
+def test_commit_window_updates_then_copies_the_tail():
+    traj = Trajectory.start(10, torch.zeros(2, 5), torch.zeros(2, 4))
+    assert torch.equal(traj.vis_logits[3, 1], torch.tensor([0.0, 1.0, 0.0]))
+    update = torch.ones(4, 2, dtype=torch.bool)
+    update[:, 1] = torch.tensor([False, False, True, False])  # point 1: tail frame not updated
+    out = fake_output(4, 2, 5, 7.0)
+    new = commit_window(traj, 2, out, update, copy_tail=True)
+    assert torch.all(traj.ref == 0)  # input untouched
+    assert torch.all(new.ref[:2] == 0) and torch.all(new.ref[2:, 0] == 7)
+    assert new.ref[:, 1, 0].tolist() == [0, 0, 0, 0, 7, 0, 0, 0, 0, 0]
+    assert torch.all(new.vis_logits[2:, 0] == 7) and torch.all(new.content[2:6] == 7)
+    assert torch.all(new.content[6:] == 7)  # tail content carried to the future
+    kept = commit_window(traj, 2, out, update, copy_tail=True, copy_content=False)
+    assert torch.all(kept.content[6:] == 0) and torch.all(kept.ref[6:, 0] == 7)
+    last = commit_window(traj, 2, out, update, copy_tail=False)
+    assert torch.all(last.ref[6:] == 0) and torch.all(last.vis_logits[6:, 0] == torch.tensor([0.0, 1.0, 0.0]))
+
+
+def test_commit_window_on_a_slice_equals_the_full_trajectory():
+    gen = torch.Generator().manual_seed(0)
+    traj = Trajectory(torch.randn(12, 3, 4, generator=gen), torch.randn(12, 3, 4, generator=gen),
+                      torch.randn(12, 3, 3, generator=gen))
+    out = fake_output(8, 3, 4, 2.0)
+    update = torch.rand(8, 3, generator=gen) > 0.3
+    full = commit_window(traj, 4, out, update, copy_tail=True)
+    part = commit_window(traj.frames(4, 11), 0, out, update, copy_tail=True)
+    for a, b in ((full.ref[4:], part.ref), (full.content[4:], part.content), (full.vis_logits[4:], part.vis_logits)):
+        assert torch.equal(a, b)
