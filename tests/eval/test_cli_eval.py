@@ -1,0 +1,69 @@
+"""`taptr eval tapvid` end to end, in process, on a pickle from `taptr data synth`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import numpy as np
+
+from taptr_ros.cli import main
+from taptr_ros.data.tapvid import load_tapvid
+
+
+def _synth(tmp_path, *extra):
+    path = tmp_path / "data.pkl"
+    args = ["data", "synth", "--out", str(path), "--split", "easy", "--videos", "2", "--frames", "8",
+            "--size", "96", "--points", "12", "--seed", "4", *extra]
+    assert main(args) == 0
+    return path
+
+
+def test_eval_lk_prints_a_table_and_writes_json(tmp_path, capsys):
+    data = _synth(tmp_path)
+    out = tmp_path / "result.json"
+    assert main(["eval", "tapvid", str(data), "--baseline", "lk", "--query-mode", "strided",
+                 "--out", str(out), "--max-videos", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "overall" in printed and "easy_0000" in printed and "easy_0001" not in printed
+    report = json.loads(out.read_text())
+    assert report["query_mode"] == "strided" and report["meta"]["tracker"] == "lk"
+    assert 0.0 <= report["overall"]["average_jaccard"] <= 1.0
+    assert len(report["videos"]) == 1
+
+
+def test_eval_without_the_engine_exits_2_and_points_to_the_baseline(tmp_path, monkeypatch, capsys):
+    data = _synth(tmp_path)
+    monkeypatch.setitem(sys.modules, "taptr_ros.eval.engine_tracker", None)  # import fails
+    assert main(["eval", "tapvid", str(data)]) == 2
+    assert "--baseline lk" in capsys.readouterr().err
+
+
+def test_eval_calls_make_engine_tracker_with_checkpoint_and_device(tmp_path, monkeypatch, capsys):
+    """Pins the contract with the engine: make_engine_tracker(checkpoint, device) -> tracker."""
+    data = _synth(tmp_path)
+    calls = []
+
+    def make_engine_tracker(checkpoint: str, device: str):
+        calls.append((checkpoint, device))
+
+        def tracker(video, queries):
+            T = video.shape[0]
+            return np.repeat(queries[:, None, 1:], T, axis=1), np.zeros((len(queries), T), bool), 0.01
+
+        return tracker
+
+    fake = types.ModuleType("taptr_ros.eval.engine_tracker")
+    fake.make_engine_tracker = make_engine_tracker
+    monkeypatch.setitem(sys.modules, "taptr_ros.eval.engine_tracker", fake)
+    out = tmp_path / "r.json"
+    assert main(["eval", "tapvid", str(data), "--checkpoint", "my.pth", "--device", "cpu", "--out", str(out)]) == 0
+    assert calls == [("my.pth", "cpu")]
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["tracker"] == "taptr" and meta["checkpoint"] == "my.pth"
+
+
+def test_eval_missing_data_file_exits_1(tmp_path, capsys):
+    assert main(["eval", "tapvid", str(tmp_path / "none.pkl"), "--baseline", "lk"]) == 1
+    assert "taptr data synth" in capsys.readouterr().err
