@@ -99,18 +99,23 @@ class ResNet(nn.Module):
 
     Args:
         name: "resnet18", "resnet34" or "resnet50".
+        num_stages: stages built and computed (1..4, C2..C_{num_stages+1}); later stages have
+            no parameters, so a checkpoint of a truncated trunk stays small.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, num_stages: int = 4) -> None:
         super().__init__()
-        self.num_stages = 4
+        if not 1 <= num_stages <= 4:
+            raise ValueError(f"num_stages must be in 1..4, got {num_stages}")
+        self.num_stages = num_stages
         block = Bottleneck if name == "resnet50" else BasicBlock
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = FrozenBatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         cin = 64
-        for i, (depth, width) in enumerate(zip(RESNET_DEPTHS[name], (64, 128, 256, 512))):
+        stages = zip(RESNET_DEPTHS[name][:num_stages], (64, 128, 256, 512)[:num_stages])
+        for i, (depth, width) in enumerate(stages):
             blocks = []
             for b in range(depth):
                 blocks.append(block(cin, width, 2 if (b == 0 and i > 0) else 1))
@@ -145,8 +150,8 @@ class Backbone(nn.Module):
     def __init__(self, config: TaptrConfig) -> None:
         super().__init__()
         self.stages = config.feature_stages
-        self.resnet = ResNet(config.backbone)
-        self.resnet.num_stages = max(config.feature_stages) + 1  # later stages are not computed
+        # stages after the last used one are neither built nor computed
+        self.resnet = ResNet(config.backbone, num_stages=max(config.feature_stages) + 1)
         self.proj = nn.ModuleList(LevelProjection(c, config.hidden_dim, config.gn_groups)
                                   for c in config.level_channels)
 

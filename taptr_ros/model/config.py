@@ -6,8 +6,10 @@ Presets (see `PRESETS`, `preset()`):
   ResNet-50 C2..C5, 4 levels, 256 channels, 2 encoder / 5 decoder layers, 8 heads, 4 points,
   FFN 2048, windows of 8 frames with stride 4, 512x512 input, ImageNet mean/std. Loads the
   official ``taptrv2.pth`` through `taptr_ros.model.checkpoint`.
-* ``small``: the CPU preset we train: ResNet-18 C3..C5 (3 levels), 128 channels, 1 encoder /
-  3 decoder layers, 4 heads, FFN 512, 256x256 input.
+* ``small``: the CPU preset we train (shipped as ``models/default.pt``): ResNet-18 C2..C4
+  (3 levels, strides 4/8/16; layer4 is not built, which keeps the checkpoint under 20 MB),
+  128 channels, 1 encoder / 3 decoder layers, 4 heads, FFN 512, 128x128 input (chosen so a
+  2-core CPU makes progress in ~1.5 h of training).
 * ``tiny``: for fast tests: ResNet-18 C3..C5, 64 channels, 1 encoder / 2 decoder layers, 96x96.
 
 Sizes are (height, width) in pixels of the network input. Level shapes follow the ResNet's
@@ -177,8 +179,8 @@ class TaptrConfig:
 PRESETS: dict[str, TaptrConfig] = {
     "taptrv2": TaptrConfig(name="taptrv2"),
     "small": TaptrConfig(
-        name="small", backbone="resnet18", feature_stages=(1, 2, 3), hidden_dim=128, num_heads=4,
-        num_points=4, enc_layers=1, dec_layers=3, ffn_dim=512, input_hw=(256, 256),
+        name="small", backbone="resnet18", feature_stages=(0, 1, 2), hidden_dim=128, num_heads=4,
+        num_points=4, enc_layers=1, dec_layers=3, ffn_dim=512, input_hw=(128, 128),
         quirk_init_sample_hw_swap=False, quirk_apu_hw_swap=False),
     "tiny": TaptrConfig(
         name="tiny", backbone="resnet18", feature_stages=(1, 2, 3), hidden_dim=64, num_heads=4,
