@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     rows = sorted(check.compare(fixture, produced), key=lambda r: _stage_order(r[0]))
     compared = {r[0] for r in rows}
     missing = sorted(k for k in fixture if k not in check.NOT_OUTPUTS and k not in compared)
+    if not rows and not missing:
+        print(f"taptr parity: {fixture_path} holds no reference arrays to compare", file=sys.stderr)
+        return 1
     video = fixture["video"]
     print(f"fixture {fixture_path}: T={video.shape[0]} {video.shape[3]}x{video.shape[2]} "
           f"N={fixture['query_t'].shape[0]} seed={int(fixture['fill_seed'])}; "

@@ -192,8 +192,15 @@ class Decoder(nn.Module):
         c, t = self.config.hidden_dim, self.config.query_pos_temperature
         return self.ref_point_head(sine_embed_box(ref_sig, c // 2, t))
 
-    def forward(self, memory: Tensor, shapes, content_in: Tensor, ref_in: Tensor,
-                init_content: Tensor, tracked: Tensor, update: Tensor) -> WindowOutput:
+    def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L, C) memory -> keys and values of every layer's cross-attention, each
+        (nD, B, L, C). Computed per token, so frames can be projected once and cached."""
+        kv = [layer.cross_attn.project_memory(memory) for layer in self.layers]
+        return torch.stack([k for k, _ in kv]), torch.stack([v for _, v in kv])
+
+    def forward(self, memory: Tensor | None, shapes, content_in: Tensor, ref_in: Tensor,
+                init_content: Tensor, tracked: Tensor, update: Tensor, *,
+                memory_kv: tuple[Tensor, Tensor] | None = None) -> WindowOutput:
         """Decode one window; see `TAPTRv2.decode_window` for the arguments."""
         cfg = self.config
         c, t, eps = cfg.hidden_dim, cfg.query_pos_temperature, cfg.logit_eps
@@ -201,7 +208,7 @@ class Decoder(nn.Module):
         upd = update[..., None].to(content_in.dtype)
         t_blocked = exclusive_mask(tracked.transpose(0, 1))  # (N, W, W)
         s_blocked = exclusive_mask(tracked)  # (W, N, N)
-        div = self.level_divisors(shapes, memory.device, memory.dtype)
+        div = self.level_divisors(shapes, content_in.device, content_in.dtype)
         ref = ref_in.sigmoid()
         x = content_in
         outs: dict[str, list[Tensor]] = {k: [] for k in ("pos_apu", "pos", "vis", "delta", "feat", "hs")}
@@ -210,7 +217,8 @@ class Decoder(nn.Module):
             pos = self.query_pos(ref)
             if lvl > 0:
                 x = x + self.content_updater(torch.cat((x, content_in), -1))
-            ca = layer.cross_attn(x + pos, ref[..., :2], memory, shapes)
+            kv = None if memory_kv is None else (memory_kv[0][lvl], memory_kv[1][lvl])
+            ca = layer.cross_attn(x + pos, ref[..., :2], memory, shapes, keys_values=kv)
             x = layer.norm_cross(x + ca.out)
             delta = layer.apu(ca.logits, ca.offsets, div)
             moved = inverse_sigmoid(ref[..., :2] + delta, eps).sigmoid()

@@ -185,19 +185,26 @@ class KeyAwareDeformAttn(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, query: Tensor, reference: Tensor, memory: Tensor, shapes) -> KeyAwareResult:
+    def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L, C) memory -> (keys, values), each (B, L, C). Per token, so per frame."""
+        return self.key_proj(memory), self.value_proj(memory)
+
+    def forward(self, query: Tensor, reference: Tensor, memory: Tensor | None, shapes, *,
+                keys_values: tuple[Tensor, Tensor] | None = None) -> KeyAwareResult:
         """
         Args:
             query: (B, Q, C) content + positional query.
             reference: (B, Q, 2) normalised (x, y) in [0, 1].
             memory: (B, L, C) flattened encoder memory (query b reads memory b only).
             shapes: per level (h_l, w_l).
+            keys_values: `project_memory(memory)` computed earlier (e.g. cached per frame);
+                when given, `memory` is not read and may be None.
         """
         b, q, c = query.shape
         m, nl, p = self.heads, self.levels, self.points
         d = c // m
-        keys = self.key_proj(memory).view(b, -1, m, d)
-        values = self.value_proj(memory).view(b, -1, m, d)
+        keys, values = self.project_memory(memory) if keys_values is None else keys_values
+        keys, values = keys.reshape(b, -1, m, d), values.reshape(b, -1, m, d)
         offsets = self.sampling_offsets(query).view(b, q, m, nl, p, 2)
         norm = _offset_normaliser(shapes, query.device, query.dtype)
         locations = reference[:, :, None, None, None, :] + offsets / norm[None, None, None, :, None, :]

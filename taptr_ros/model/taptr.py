@@ -123,24 +123,36 @@ class TAPTRv2(nn.Module):
         """(..., 4) logit-space reference -> (..., C) positional query of the first layer."""
         return self.decoder.query_pos(ref.sigmoid())
 
-    def decode_window(self, window_memory: Tensor, content_in: Tensor, ref_in: Tensor,
-                      init_content: Tensor, tracked: Tensor, update: Tensor) -> WindowOutput:
+    def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Cross-attention keys and values of every decoder layer, (nD, B, L, C) each.
+
+        Per token, hence per frame: an online engine may project each frame once, cache the
+        result with its memory, and stack frames along dim 1 for `decode_window(memory_kv=...)`.
+        """
+        return self.decoder.project_memory(memory)
+
+    def decode_window(self, window_memory: Tensor | None, content_in: Tensor, ref_in: Tensor,
+                      init_content: Tensor, tracked: Tensor, update: Tensor, *,
+                      memory_kv: tuple[Tensor, Tensor] | None = None) -> WindowOutput:
         """Run the decoder on one window of W frames.
 
         Args:
-            window_memory: (W, L, C) memory of the window's frames in order.
+            window_memory: (W, L, C) memory of the window's frames in order (may be None
+                when `memory_kv` is given).
             content_in: (W, N, C) content state of each point at each window frame.
             ref_in: (W, N, 4) position state (x, y, w, h) in logit space.
             init_content: (N, C) f0 of each point (for the between-window updater).
             tracked: (W, N) bool, frame >= the point's start frame.
             update: (W, N) bool, tracked and not the start frame (see `windowing.point_masks`).
+            memory_kv: optional `project_memory` of the window's frames, ((nD, W, L, C), (nD, W,
+                L, C)); same result as projecting `window_memory` here (float rounding aside).
 
         Returns:
             `WindowOutput` (per-layer positions after the APU and after the delta head,
             visibility logits, APU deltas, features, new logit-space position and content).
         """
         return self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
-                            tracked.bool(), update.bool())
+                            tracked.bool(), update.bool(), memory_kv=memory_kv)
 
 
 @dataclass

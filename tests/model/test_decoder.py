@@ -103,3 +103,16 @@ def test_masked_attention_matches_torch_multihead_attention():
         alone = ours(qk[:1, 2:3], v[:1, 2:3], torch.zeros(1, 1, 1, dtype=torch.bool))
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got[0, 2], alone[0, 0], atol=1e-6, rtol=0)
+
+
+def test_cached_per_frame_projections_give_the_same_window(tiny_model, window):
+    base = decode(tiny_model, **window)
+    with torch.no_grad():
+        per_frame = [tiny_model.project_memory(window["window_memory"][t:t + 1]) for t in range(W)]
+    keys = torch.cat([k for k, _ in per_frame], 1)
+    values = torch.cat([v for _, v in per_frame], 1)
+    assert keys.shape == (tiny_model.config.dec_layers, W, tiny_model.config.num_tokens(),
+                          tiny_model.config.hidden_dim)
+    cached = decode(tiny_model, **{**window, "window_memory": None}, memory_kv=(keys, values))
+    for a, b in ((cached.pos, base.pos), (cached.vis_logits, base.vis_logits), (cached.content_out, base.content_out)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
