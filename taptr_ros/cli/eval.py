@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="TAPTR checkpoint path, or 'default' for the shipped model (default: default)")
     tapvid.add_argument("--device", default="auto", help="torch device for TAPTR: auto, cpu, cuda, cuda:1, ...")
     tapvid.add_argument("--baseline", choices=["lk"], help="score a classical baseline instead of TAPTR")
-    tapvid.add_argument("--query-mode", choices=QUERY_MODES, default="first", help="query sampling (default: first)")
+    tapvid.add_argument("--query-mode", choices=QUERY_MODES, default="first",
+                        help="query sampling (default: first)")
     tapvid.add_argument("--max-videos", type=int, metavar="N", help="only the first N videos")
     tapvid.add_argument("--resize", type=int, metavar="S",
                         help="resize frames to SxS before tracking (the benchmark uses 256)")
@@ -45,8 +46,8 @@ def _tracker(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return make_engine_tracker(args.checkpoint, device), {"tracker": "taptr", "checkpoint": args.checkpoint,
-                                                          "device": device}
+    meta = {"tracker": "taptr", "checkpoint": args.checkpoint, "device": device}
+    return make_engine_tracker(args.checkpoint, device), meta
 
 
 def run_tapvid(args: argparse.Namespace) -> int:

@@ -55,7 +55,8 @@ def iter_frames(path: str | os.PathLike[str], *, max_frames: int | None = None) 
         capture.release()
 
 
-def read_video(path: str | os.PathLike[str], *, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+def read_video(path: str | os.PathLike[str], *,
+               max_frames: int | None = None) -> tuple[np.ndarray, float]:
     """Decode a whole video into memory.
 
     Returns:
@@ -96,11 +97,13 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
                 raise VideoError(f"frames must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
             if writer is None:
                 size = (frame.shape[1], frame.shape[0])
-                writer = cv2.VideoWriter(os.fspath(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                writer = cv2.VideoWriter(os.fspath(path), fourcc, float(fps), size)
                 if not writer.isOpened():
                     raise VideoError(f"{path}: OpenCV cannot open an mp4v writer there")
             elif (frame.shape[1], frame.shape[0]) != size:
-                raise VideoError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {size[0]}x{size[1]}")
+                raise VideoError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, "
+                                 f"expected {size[0]}x{size[1]}")
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             count += 1
     finally:

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 
+from taptr_ros.eval.runner import Tracker
 from taptr_ros.eval.tapvid import EvalError
 
 
@@ -63,7 +62,8 @@ def _track_from(frames: list[np.ndarray], start: int, points: np.ndarray, step: 
         forward, ok_f = _flow(frames[t], frames[t + step], position, config)
         back, ok_b = _flow(frames[t + step], frames[t], forward, config)
         error = np.linalg.norm(back - position, axis=1)
-        inside = (forward[:, 0] >= 0) & (forward[:, 0] <= W - 1) & (forward[:, 1] >= 0) & (forward[:, 1] <= H - 1)
+        inside = ((forward[:, 0] >= 0) & (forward[:, 0] <= W - 1)
+                  & (forward[:, 1] >= 0) & (forward[:, 1] <= H - 1))
         moved = ok_f & np.isfinite(forward).all(axis=1)
         position[moved] = forward[moved]
         t += step
@@ -112,7 +112,7 @@ def track_lk(video: np.ndarray, queries: np.ndarray, *,
     return tracks, occluded
 
 
-def make_lk_tracker(config: LKConfig = LKConfig()) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, float]]:
+def make_lk_tracker(config: LKConfig = LKConfig()) -> Tracker:
     """A tracker callable for :func:`taptr_ros.eval.runner.evaluate_dataset`.
 
     Returns:

@@ -28,7 +28,8 @@ from taptr_ros.eval.tapvid import (EVAL_SIZE, EvalError, compute_tapvid_metrics,
 Tracker = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, float]]
 
 #: the three headline metrics: (key in the metrics dict, table header)
-HEADLINE = (("average_jaccard", "AJ"), ("average_pts_within_thresh", "<d_avg"), ("occlusion_accuracy", "OA"))
+HEADLINE = (("average_jaccard", "AJ"), ("average_pts_within_thresh", "<d_avg"),
+            ("occlusion_accuracy", "OA"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +90,8 @@ class EvalReport:
             return f"{name[:24]:<24} {frames!s:>6} {queries!s:>7} {values} {ms:>9.2f}"
 
         for video in self.videos:
-            lines.append(row(video.name, video.num_frames, video.num_queries, video.metrics, video.ms_per_frame))
+            lines.append(row(video.name, video.num_frames, video.num_queries, video.metrics,
+                             video.ms_per_frame))
         lines.append("-" * len(header))
         lines.append(row("overall", sum(v.num_frames for v in self.videos),
                          sum(v.num_queries for v in self.videos), self.overall,
@@ -127,7 +129,8 @@ def evaluate_video(video: TapVidVideo, tracker: Tracker, query_mode: str, *,
                                      np.zeros((0, T), bool), np.zeros((0, T, 2)), query_mode)
         return VideoResult(video.name, T, 0, 0.0, nan)
     pred_tracks, pred_occluded, seconds = tracker(frames, queries)
-    pred_tracks, pred_occluded = _check_prediction(video.name, pred_tracks, pred_occluded, gt_occluded.shape)
+    pred_tracks, pred_occluded = _check_prediction(video.name, pred_tracks, pred_occluded,
+                                                   gt_occluded.shape)
     metrics = compute_tapvid_metrics(
         queries, gt_occluded, scale_tracks(gt_tracks, (H, W), EVAL_SIZE),
         pred_occluded, scale_tracks(pred_tracks, (H, W), EVAL_SIZE), query_mode)
@@ -166,5 +169,6 @@ def evaluate_dataset(dataset: Mapping[str, TapVidVideo] | Iterable[TapVidVideo],
             progress(result)
     overall = mean_metrics([r.metrics for r in results if r.num_queries])
     frames = sum(r.num_frames for r in results)
-    overall["ms_per_frame"] = 1000.0 * sum(r.seconds for r in results) / frames if frames else float("nan")
+    seconds = sum(r.seconds for r in results)
+    overall["ms_per_frame"] = 1000.0 * seconds / frames if frames else float("nan")
     return EvalReport(query_mode, results, overall, dict(meta or {}))

@@ -41,11 +41,13 @@ def _check_tracks(tracks: np.ndarray, occluded: np.ndarray) -> tuple[np.ndarray,
     tracks = np.asarray(tracks, np.float64)
     occluded = np.asarray(occluded, bool)
     if tracks.ndim != 3 or tracks.shape[2] != 2 or occluded.shape != tracks.shape[:2]:
-        raise EvalError(f"expected tracks (N, T, 2) and occluded (N, T), got {tracks.shape} and {occluded.shape}")
+        raise EvalError(f"expected tracks (N, T, 2) and occluded (N, T), "
+                        f"got {tracks.shape} and {occluded.shape}")
     return tracks, occluded
 
 
-def sample_queries_first(tracks: np.ndarray, occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_queries_first(tracks: np.ndarray,
+                         occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One query per point, at its first visible frame.
 
     Args:
@@ -76,7 +78,8 @@ def sample_queries_strided(tracks: np.ndarray, occluded: np.ndarray,
     queries, gt_tracks, gt_occluded = [], [], []
     for t in range(0, tracks.shape[1], stride):
         visible = np.flatnonzero(~occluded[:, t])
-        queries.append(np.concatenate([np.full((len(visible), 1), float(t)), tracks[visible, t]], axis=1))
+        frame = np.full((len(visible), 1), float(t))
+        queries.append(np.concatenate([frame, tracks[visible, t]], axis=1))
         gt_tracks.append(tracks[visible])
         gt_occluded.append(occluded[visible])
     if not queries:

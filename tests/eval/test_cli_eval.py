@@ -9,7 +9,6 @@ import types
 import numpy as np
 
 from taptr_ros.cli import main
-from taptr_ros.data.tapvid import load_tapvid
 
 
 def _synth(tmp_path, *extra):
