@@ -1,0 +1,175 @@
+"""Lockstep replay: the node's engine (:class:`taptr_ros.tracking.OnlineTracker`) fed a bag's frames.
+
+Per frame, in the node's order: the frame (decoded by the node's decoder, see
+:class:`taptr_ros.eval.bag_io.BagImage`) is pushed with its header stamp; the result is what the
+node would publish on ``~/tracks`` for that image; then the queries of that frame are added with
+that frame's stamp (what a client calling ``~/add_points`` with the image's stamp gets). A point
+added at frame t appears in the results from frame t + 1; for frame t its query itself stands in
+(the TAP-Vid metrics never score the query frame). Nothing is dropped: every frame is processed.
+
+Backward passes run the same way over the reversed frames (for TAP-Vid ``strided`` queries, whose
+frames before the query are scored, and for forward-backward consistency).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError
+from taptr_ros.eval.bag_io import BagImage
+
+
+class Engine(Protocol):
+    """What the lockstep replay needs of :class:`taptr_ros.tracking.OnlineTracker`."""
+
+    def push(self, frame: np.ndarray, stamp: Any) -> Any: ...
+
+    def add_points(self, xy_px: np.ndarray, stamp: Any = None) -> Any: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameTracks:
+    """One engine result as arrays: ids (N,) uint32, xy (N, 2) float64 pixels (x, y), visible (N,)
+    bool, visibility (N,) float32."""
+
+    ids: np.ndarray
+    xy: np.ndarray
+    visible: np.ndarray
+    visibility: np.ndarray
+
+
+def frame_tracks(result: Any) -> FrameTracks:
+    """Read a FrameResult (ids, xy pixels, visible, visibility) into numpy arrays."""
+    def array(value: Any, dtype: Any) -> np.ndarray:
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        return np.asarray(value, dtype)
+
+    ids = array(result.ids, np.uint32).reshape(-1)
+    return FrameTracks(ids, array(result.xy, np.float64).reshape(-1, 2), array(result.visible, bool).reshape(-1),
+                       array(result.visibility, np.float32).reshape(-1))
+
+
+def _added_ids(answer: Any, count: int) -> np.ndarray:
+    """The ids out of ``add_points``' answer (``ids`` or ``(ids, stamp_used)``)."""
+    ids = answer[0] if isinstance(answer, tuple) else getattr(answer, "ids", answer)
+    ids = np.asarray(ids.detach().cpu().numpy() if hasattr(ids, "detach") else ids, np.int64).reshape(-1)
+    if len(ids) != count:
+        raise BagError(f"the engine returned {len(ids)} ids for {count} points")
+    return ids
+
+
+@dataclasses.dataclass
+class LockstepRun:
+    """Predictions for M queries over T frames.
+
+    Attributes:
+        tracks: (M, T, 2) float64 pixels (x, y); before a query's frame: its query position.
+        occluded: (M, T) bool; True before a query's frame.
+        visibility: (M, T) float32 probability; 0 before a query's frame, 1 at it.
+        push_seconds: (T,) wall time of each ``push``.
+        stamps_ns: (T,) header stamps of the frames processed, in processing order.
+    """
+
+    tracks: np.ndarray
+    occluded: np.ndarray
+    visibility: np.ndarray
+    push_seconds: np.ndarray
+    stamps_ns: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        return float(self.push_seconds.sum())
+
+
+def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray, num_frames: int, *,
+                 on_frame: Callable[[BagImage, FrameTracks], None] | None = None,
+                 stamp: Callable[[int], Any] = int) -> LockstepRun:
+    """Push every frame, add each query right after its frame was pushed, record the results.
+
+    Args:
+        frames: the frames in processing order; their ``index`` is ignored, frame k of the
+            iteration is frame k of ``queries``.
+        engine: a fresh engine (no points).
+        queries: (M, 3) float64 (t, x, y), t in [0, num_frames), x, y pixels.
+        num_frames: frames the iteration yields.
+        on_frame: called with each frame and the engine's result for it (what the node publishes).
+        stamp: converts a header stamp in ns to what the engine's ``push``/``add_points`` take.
+
+    Raises:
+        BagGroundTruthError: a query frame outside the video, or fewer frames than ``num_frames``.
+    """
+    queries = np.asarray(queries, np.float64).reshape(-1, 3)
+    M, T = len(queries), int(num_frames)
+    qt = np.rint(queries[:, 0]).astype(np.int64)
+    if M and (qt.min() < 0 or qt.max() >= T):
+        raise BagGroundTruthError(f"query frames {qt.min()}..{qt.max()} fall outside the video's {T} frames: "
+                                  "the queries do not belong to this bag")
+    tracks = np.repeat(queries[:, None, 1:], T, axis=1)
+    occluded = np.ones((M, T), bool)
+    visibility = np.zeros((M, T), np.float32)
+    push_seconds = np.zeros(T)
+    stamps = np.zeros(T, np.int64)
+    by_frame = {t: np.flatnonzero(qt == t) for t in np.unique(qt)}
+    id_keys = np.zeros(0, np.int64)   # sorted engine ids ...
+    id_rows = np.zeros(0, np.int64)   # ... and their query rows
+    count = 0
+    for k, image in enumerate(frames):
+        if k >= T:
+            break
+        start = time.perf_counter()
+        result = engine.push(image.rgb, stamp(image.stamp_ns))
+        push_seconds[k] = time.perf_counter() - start
+        stamps[k] = image.stamp_ns
+        out = frame_tracks(result)
+        if len(out.ids) and len(id_keys):
+            pos = np.clip(np.searchsorted(id_keys, out.ids), 0, len(id_keys) - 1)
+            known = id_keys[pos] == out.ids
+            rows = id_rows[pos[known]]
+            tracks[rows, k] = out.xy[known]
+            occluded[rows, k] = ~out.visible[known]
+            visibility[rows, k] = out.visibility[known]
+        if on_frame is not None:
+            on_frame(image, out)
+        rows = by_frame.get(k)
+        if rows is not None and len(rows):
+            ids = _added_ids(engine.add_points(queries[rows, 1:].copy(), stamp(image.stamp_ns)), len(rows))
+            order = np.argsort(np.concatenate([id_keys, ids]), kind="stable")
+            id_keys = np.concatenate([id_keys, ids])[order]
+            id_rows = np.concatenate([id_rows, rows])[order]
+            occluded[rows, k] = False
+            visibility[rows, k] = 1.0
+        count = k + 1
+    if count < T:
+        raise BagGroundTruthError(f"the bag yielded {count} frames, {T} expected")
+    return LockstepRun(tracks, occluded, visibility, push_seconds, stamps)
+
+
+def merge_backward(forward: LockstepRun, backward: LockstepRun, query_frames: np.ndarray) -> LockstepRun:
+    """Strided-mode predictions: frames after (and at) each query from the forward run, frames
+    before it from the backward run (whose frame order is reversed)."""
+    T = forward.tracks.shape[1]
+    before = np.arange(T)[None, :] < np.rint(query_frames).astype(np.int64)[:, None]
+    reverse = slice(None, None, -1)
+    tracks = np.where(before[..., None], backward.tracks[:, reverse], forward.tracks)
+    occluded = np.where(before, backward.occluded[:, reverse], forward.occluded)
+    visibility = np.where(before, backward.visibility[:, reverse], forward.visibility)
+    return LockstepRun(tracks, occluded, visibility, forward.push_seconds + backward.push_seconds[reverse],
+                       forward.stamps_ns)
+
+
+def reverse_queries(queries: np.ndarray, num_frames: int) -> np.ndarray:
+    """(M, 3) queries with frame t mapped to num_frames - 1 - t (for a pass over reversed frames)."""
+    out = np.array(queries, np.float64, copy=True).reshape(-1, 3)
+    out[:, 0] = num_frames - 1 - out[:, 0]
+    return out
+
+
+def reversed_frames(frames: Sequence[BagImage]) -> list[BagImage]:
+    """The frames in reverse order (their stamps and indices unchanged)."""
+    return list(frames)[::-1]

@@ -1,0 +1,381 @@
+"""``taptr bag eval``: a bag in, a report out, deterministic (lockstep, see :mod:`taptr_ros.eval.bag_engine`).
+
+Writes into the output folder (each file to a temporary name, renamed when complete; the input
+bag is only read):
+
+* ``tracks/``: a rosbag2 bag with the engine's output as taptr_ros/TrackedPoints on
+  ``/taptr_tracker/tracks`` (header = the image's header), what the node publishes on ``~/tracks``;
+* ``metrics.json``: with ground truth, ``tapvid`` = the report of ``taptr eval tapvid`` (same code:
+  :func:`taptr_ros.eval.runner.evaluate_dataset`) plus per-frame curves; without, ``survival`` and
+  ``forward_backward`` (:mod:`taptr_ros.eval.bag_metrics`); always ``timing`` (fps, ms percentiles);
+* ``report.md``; plots ``jaccard.png`` and ``visibility_accuracy.png`` (ground truth) or
+  ``survival.png`` and ``fb_error.png`` (none); ``overlay.mp4`` (tracks drawn on the frames).
+
+Queries: with ground truth, sampled from it by the TAP-Vid query mode (and checked against the
+bag's sidecar if it has one); without, in this order: ``points`` given, ``grid``, the sidecar's
+``points``/``first`` queries, an 8 x 8 grid on frame 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taptr_ros.eval.bag_engine import (Engine, FrameTracks, LockstepRun, merge_backward, reverse_queries,
+                                       run_lockstep)
+from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError, BagWriteError
+from taptr_ros.eval.bag_io import (GROUND_TRUTH_TOPIC, QUERIES_FILE, RESULT_TOPIC, TRACKS_TYPE, BagImage, BagReader,
+                                   BagWriter, read_queries, tracks_message)
+from taptr_ros.eval.bag_truth import GroundTruth, truth_from_bag, truth_from_pickle
+
+DEFAULT_GRID = 8
+#: frames kept in memory for a backward pass up to this many bytes; beyond, a memory-mapped file
+MEMORY_LIMIT_BYTES = 2 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    """Options of :func:`evaluate_bag`.
+
+    Attributes:
+        image_topic: the image topic; None = the bag's only Image/CompressedImage topic.
+        ground_truth: a TAP-Vid pickle; None = the bag's ``gt_topic`` if it has one.
+        use_ground_truth: False ignores any ground truth (GT-free metrics only).
+        gt_topic: the bag's ground-truth topic.
+        gt_video: the pickle's video name (default: its first).
+        query_mode: TAP-Vid query mode with ground truth: ``first`` or ``strided``.
+        queries_file: a queries sidecar; None = the bag's own ``taptr_queries.json`` if present.
+        points: (N, 2) pixels (x, y) to track from ``query_frame`` (no ground truth).
+        query_frame: frame index of ``points`` and of ``grid``.
+        grid: an N x N grid of points (no ground truth).
+        forward_backward: run the backward pass for FB consistency; None = only without ground truth.
+        overlay: write overlay.mp4.
+        plots: write the PNG plots.
+        storage: storage of the result bag (``sqlite3`` or ``mcap``).
+    """
+
+    image_topic: str | None = None
+    ground_truth: str | None = None
+    use_ground_truth: bool = True
+    gt_topic: str = GROUND_TRUTH_TOPIC
+    gt_video: str | None = None
+    query_mode: str = "first"
+    queries_file: str | None = None
+    points: np.ndarray | None = None
+    query_frame: int = 0
+    grid: int | None = None
+    forward_backward: bool | None = None
+    overlay: bool = True
+    plots: bool = True
+    storage: str = "sqlite3"
+
+
+@dataclasses.dataclass(frozen=True)
+class BagEvalResult:
+    """What :func:`evaluate_bag` computed and where it wrote it."""
+
+    metrics: dict[str, Any]
+    out_dir: Path
+    files: list[str]
+    run: LockstepRun
+    queries: np.ndarray
+
+
+class _Frames:
+    """The bag's frames: streamed for the forward pass, kept (RAM or memory map) for a backward one."""
+
+    def __init__(self, bag: Path, topic: str, num_frames: int, size_hw: tuple[int, int], keep: bool,
+                 scratch: Path, tick: Callable[[], None]) -> None:
+        self.bag, self.topic, self.T, self.size_hw, self.keep = bag, topic, num_frames, size_hw, keep
+        self.tick = tick
+        self.images: list[BagImage] = []
+        self._pixels: np.ndarray | None = None
+        if keep and num_frames * size_hw[0] * size_hw[1] * 3 > MEMORY_LIMIT_BYTES:
+            self._pixels = np.lib.format.open_memmap(scratch / "frames.npy", mode="w+", dtype=np.uint8,
+                                                     shape=(num_frames, *size_hw, 3))
+
+    def forward(self) -> Iterator[BagImage]:
+        with BagReader(self.bag) as reader:
+            for image in reader.iter_images(self.topic):
+                if image.rgb.shape[:2] != self.size_hw:
+                    raise BagError(f"{self.bag}: frame {image.index} of {self.topic!r} is {image.width}x"
+                                   f"{image.height}, frame 0 {self.size_hw[1]}x{self.size_hw[0]}: the tools "
+                                   "need one image size per topic; split the bag where the size changes")
+                if self.keep:
+                    if self._pixels is not None:
+                        self._pixels[image.index] = image.rgb
+                        image = dataclasses.replace(image, rgb=self._pixels[image.index], raw=b"")
+                    else:
+                        image = dataclasses.replace(image, raw=b"")
+                    self.images.append(image)
+                self.tick()
+                yield image
+
+    def backward(self) -> Iterator[BagImage]:
+        """Frames in reverse order, stamped with mirrored, increasing stamps (an engine may refuse
+        stamps that go back in time)."""
+        if len(self.images) != self.T:
+            raise BagError("internal: the backward pass needs the forward pass's frames")
+        first, last = self.images[0].stamp_ns, self.images[-1].stamp_ns
+        for image in reversed(self.images):
+            self.tick()
+            yield dataclasses.replace(image, stamp_ns=first + (last - image.stamp_ns))
+
+
+class _Outputs:
+    """The result bag and the overlay video, written during the forward pass."""
+
+    def __init__(self, out_dir: Path, options: EvalOptions, size_hw: tuple[int, int], fps: float) -> None:
+        self.writer = BagWriter(out_dir / "tracks", storage=options.storage, overwrite=True)
+        self.writer.add_topic(RESULT_TOPIC, TRACKS_TYPE)
+        self.size_hw = size_hw
+        self.video = None
+        if options.overlay:
+            import cv2
+
+            self.video_path = out_dir / "overlay.mp4"
+            self.video_tmp = out_dir / ".overlay.partial.mp4"
+            self.video = cv2.VideoWriter(os.fspath(self.video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                         (size_hw[1], size_hw[0]))
+            if not self.video.isOpened():
+                raise BagWriteError(f"{self.video_tmp}: OpenCV cannot open an mp4v writer; pass --no-overlay")
+
+    def frame(self, image: BagImage, out: FrameTracks) -> None:
+        self.writer.write(RESULT_TOPIC, image.log_ns, tracks_message(
+            ids=out.ids, xy=out.xy, visible=out.visible, visibility=out.visibility, width=image.width,
+            height=image.height, stamp_ns=image.stamp_ns, frame_id=image.frame_id))
+        if self.video is not None:
+            import cv2
+
+            from taptr_ros.data.video import draw_tracks
+
+            drawn = draw_tracks(image.rgb, out.ids, out.xy, out.visible)
+            self.video.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+
+    def close(self, ok: bool) -> list[str]:
+        files = []
+        if self.video is not None:
+            self.video.release()
+            if ok:
+                os.replace(self.video_tmp, self.video_path)
+                files.append("overlay.mp4")
+            else:
+                self.video_tmp.unlink(missing_ok=True)
+        if ok:
+            self.writer.close()
+            files.insert(0, "tracks/")
+        else:
+            self.writer.abort()
+        return files
+
+
+def _choose_queries(options: EvalOptions, sidecar: Any, size_wh: tuple[int, int], T: int) -> tuple[np.ndarray, str]:
+    """Queries (M, 3) and where they came from, when there is no ground truth."""
+    from taptr_ros.eval.bag_make import grid_points
+
+    if not 0 <= options.query_frame < T:
+        raise BagGroundTruthError(f"--query-frame {options.query_frame} is outside the bag's {T} frames")
+    frame = float(options.query_frame)
+    if options.points is not None:
+        xy, source = np.asarray(options.points, np.float64).reshape(-1, 2), "given points"
+    elif options.grid is not None:
+        xy, source = grid_points(*size_wh, options.grid), f"{options.grid}x{options.grid} grid"
+    elif sidecar is not None and ("points" in sidecar.queries or "first" in sidecar.queries):
+        key = "points" if "points" in sidecar.queries else "first"
+        return sidecar.queries[key], f"sidecar {key!r} queries"
+    else:
+        xy, source = grid_points(*size_wh, DEFAULT_GRID), f"{DEFAULT_GRID}x{DEFAULT_GRID} grid (default)"
+    if source != "given points" or frame:
+        source += f" at frame {options.query_frame}"
+    return np.concatenate([np.full((len(xy), 1), frame), xy], axis=1), source
+
+
+def _check_sidecar(sidecar: Any, queries: np.ndarray, mode: str, stamps: np.ndarray, topic: str) -> None:
+    """Raise BagGroundTruthError when the sidecar's queries for ``mode`` differ from the truth's."""
+    if sidecar is None or mode not in sidecar.queries or sidecar.image_topic != topic:
+        return
+    theirs = sidecar.queries[mode]
+    if (theirs.shape != queries.shape or not np.allclose(theirs, queries, atol=1e-3)
+            or not np.array_equal(sidecar.stamps_ns, stamps)):
+        raise BagGroundTruthError(f"the bag's {QUERIES_FILE} lists other {mode!r} queries or stamps than its ground "
+                                  "truth gives: the sidecar belongs to another bag; remake the bag with "
+                                  "`taptr bag make`, or pass --queries")
+
+
+def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], engine_factory: Callable[[], Engine],
+                 options: EvalOptions = EvalOptions(), *, meta: dict[str, Any] | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 stamp: Callable[[int], Any] = int) -> BagEvalResult:
+    """Replay a bag through the engine in lockstep and write the outputs (see the module docstring).
+
+    Args:
+        bag: the input bag directory (never modified).
+        out_dir: the output folder (created; files in it are replaced).
+        engine_factory: returns a fresh engine, as the node builds it (one per pass).
+        options: see :class:`EvalOptions`.
+        meta: stored in metrics.json (tracker, checkpoint, device, ...).
+        progress: called with (frames done, frames total) over all passes.
+        stamp: converts header stamps (ns) for the engine.
+
+    Raises:
+        BagError: any problem with the bag, the ground truth, the queries or the outputs.
+    """
+    from taptr_ros.eval.runner import evaluate_dataset
+    from taptr_ros.eval.tapvid import QUERY_MODES, sample_queries
+
+    if options.query_mode not in QUERY_MODES:
+        raise BagError(f"--query-mode {options.query_mode!r}: use one of {', '.join(QUERY_MODES)}")
+    bag, out_dir = Path(bag), Path(out_dir)
+    meta = dict(meta or {})
+    with BagReader(bag) as reader:
+        topic = reader.image_topic(options.image_topic)
+        stamps, _logs = reader.image_stamps(topic)
+        first = next(reader.iter_images(topic))
+        T, size_hw = len(stamps), first.rgb.shape[:2]
+        size_wh = (size_hw[1], size_hw[0])
+        truth: GroundTruth | None = None
+        if options.use_ground_truth and options.ground_truth:
+            truth = truth_from_pickle(options.ground_truth, T, size_wh, video=options.gt_video)
+        elif options.use_ground_truth and options.gt_topic in reader.topics:
+            truth = truth_from_bag(reader, options.gt_topic, stamps, size_wh)
+    sidecar_path = Path(options.queries_file) if options.queries_file else bag / QUERIES_FILE
+    sidecar = read_queries(sidecar_path) if (options.queries_file or sidecar_path.is_file()) else None
+    if truth is not None and (options.points is not None or options.grid is not None):
+        raise BagError("--points/--grid choose queries for bags without ground truth; this one has ground truth "
+                       f"({truth.source}): drop them, or pass --no-gt")
+    strided = truth is not None and options.query_mode == "strided"
+    fb = (truth is None) if options.forward_backward is None else options.forward_backward
+    passes = 1 + int(strided or fb)
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], passes * T)
+
+    fps = (T - 1) / ((stamps[-1] - stamps[0]) / 1e9) if T > 1 and stamps[-1] > stamps[0] else 30.0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".scratch-") as scratch:
+        frames = _Frames(bag, topic, T, size_hw, passes > 1, Path(scratch), tick)
+        outputs = _Outputs(out_dir, options, size_hw, fps)
+        ok = False
+        try:
+            def track(queries: np.ndarray) -> LockstepRun:
+                forward = run_lockstep(frames.forward(), engine_factory(), queries, T, on_frame=outputs.frame,
+                                       stamp=stamp)
+                runs["forward"] = forward
+                if strided:
+                    backward = run_lockstep(frames.backward(), engine_factory(), reverse_queries(queries, T), T,
+                                            stamp=stamp)
+                    return merge_backward(forward, backward, queries[:, 0])
+                return forward
+
+            if truth is not None:
+                video = truth.as_tapvid(bag.name, T, *size_hw)
+                gt_queries = sample_queries(video.points.astype(np.float64) * np.array([size_wh]),
+                                            video.occluded, options.query_mode)[0]
+                _check_sidecar(sidecar, gt_queries, options.query_mode, stamps, topic)
+
+                def tapvid_tracker(_frames: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+                    run = track(queries)
+                    runs["run"], runs["queries"] = run, queries
+                    return run.tracks, run.occluded, run.seconds
+
+                report = evaluate_dataset([video], tapvid_tracker, options.query_mode, meta=meta)
+                runs.setdefault("queries", np.zeros((0, 3)))
+                runs.setdefault("run", None)
+            else:
+                queries, source = _choose_queries(options, sidecar, size_wh, T)
+                runs["run"], runs["queries"], runs["source"] = track(queries), queries, source
+                report = None
+            if fb and runs["run"] is not None:
+                runs["fb"] = _backward_consistency(frames, engine_factory, runs["forward"], runs["queries"], T,
+                                                   stamp)
+            ok = True
+        finally:
+            files = outputs.close(ok)
+    if runs["run"] is None:  # ground truth without any visible point: nothing was tracked
+        raise BagGroundTruthError(f"{truth.source if truth else bag}: no point of the ground truth is ever visible; "
+                                  "there is nothing to evaluate")
+    return _finish(bag, out_dir, topic, T, size_hw, stamps, truth, report, runs, options, meta, files)
+
+
+def _backward_consistency(frames: _Frames, engine_factory: Callable[[], Engine], forward: LockstepRun,
+                          queries: np.ndarray, T: int, stamp: Callable[[int], Any]) -> dict[str, Any]:
+    """Track the points visible at the end back to their query frames; see bag_metrics.forward_backward."""
+    from taptr_ros.eval.bag_metrics import forward_backward
+
+    alive = ~forward.occluded[:, -1] & (np.rint(queries[:, 0]) < T - 1)
+    back_queries = np.concatenate([np.zeros((int(alive.sum()), 1)), forward.tracks[alive, -1]], axis=1)
+    backward = run_lockstep(frames.backward(), engine_factory(), back_queries, T, stamp=stamp)
+    back_xy = np.zeros((len(queries), 2))
+    returned = np.zeros(len(queries), bool)
+    rows = np.flatnonzero(alive)
+    cols = (T - 1 - np.rint(queries[rows, 0])).astype(np.int64)
+    back_xy[rows] = backward.tracks[np.arange(len(rows)), cols]
+    returned[rows] = ~backward.occluded[np.arange(len(rows)), cols]
+    result = forward_backward(queries, back_xy, returned, frames.size_hw)
+    result["errors_px"] = np.where(returned, np.sqrt(np.sum(np.square(back_xy - queries[:, 1:]), axis=-1)), np.nan)
+    return result
+
+
+def _finish(bag: Path, out_dir: Path, topic: str, T: int, size_hw: tuple[int, int], stamps: np.ndarray,
+            truth: GroundTruth | None, report: Any, runs: dict[str, Any], options: EvalOptions,
+            meta: dict[str, Any], files: list[str]) -> BagEvalResult:
+    """metrics.json, plots, report.md."""
+    from taptr_ros.eval import bag_report
+    from taptr_ros.eval.bag_metrics import (position_accuracy_per_frame, survival,
+                                            visibility_accuracy_per_frame)
+    from taptr_ros.eval.tapvid import EVAL_SIZE, sample_queries, scale_tracks
+
+    run, queries = runs["run"], runs["queries"]
+    forward: LockstepRun = runs["forward"]
+    data: dict[str, Any] = {
+        "bag": str(bag), "image_topic": topic, "num_frames": T, "width": size_hw[1], "height": size_hw[0],
+        "mode": "lockstep", "meta": meta, "ground_truth": truth.source if truth else None,
+        "num_queries": int(len(queries)),
+        "queries_source": (f"ground truth, query mode {options.query_mode!r}" if truth else runs.get("source")),
+        "timing": bag_report.timing_summary(forward.push_seconds),
+    }
+    title = f"{bag.name} ({topic})"
+    if truth is not None:
+        data["tapvid"] = report.to_dict()
+        _q, gt_tracks, gt_occluded = sample_queries(truth.tracks_px, truth.occluded, options.query_mode)
+        vis_curve = visibility_accuracy_per_frame(queries[:, 0], gt_occluded, run.occluded, options.query_mode)
+        pos_curve = position_accuracy_per_frame(queries[:, 0], scale_tracks(gt_tracks, size_hw, EVAL_SIZE),
+                                                gt_occluded, scale_tracks(run.tracks, size_hw, EVAL_SIZE),
+                                                options.query_mode)
+        data["per_frame"] = {"visibility_accuracy": vis_curve, "position_accuracy": pos_curve}
+        if options.plots:
+            bag_report.plot_jaccard(out_dir / "jaccard.png", report.overall, f"Jaccard per threshold - {title}")
+            bag_report.plot_curves(out_dir / "visibility_accuracy.png",
+                                   {"visibility accuracy": list(vis_curve), "<δ avg (position)": list(pos_curve)},
+                                   title=f"accuracy over time - {title}", ylabel="%")
+            files += ["jaccard.png", "visibility_accuracy.png"]
+    else:
+        data["survival"] = survival(queries[:, 0], run.occluded)
+        if options.plots:
+            bag_report.plot_curves(out_dir / "survival.png",
+                                   {"visible": data["survival"]["visible_fraction_per_frame"]},
+                                   title=f"share of started points visible - {title}", ylabel="%")
+            files.append("survival.png")
+    if "fb" in runs:
+        fb = dict(runs["fb"])
+        errors = fb.pop("errors_px")
+        data["forward_backward"] = fb
+        if options.plots:
+            bag_report.plot_histogram(out_dir / "fb_error.png", errors, title=f"forward-backward error - {title}",
+                                      xlabel="pixels")
+            files.append("fb_error.png")
+    files += ["metrics.json", "report.md"]
+    bag_report.write_json(out_dir / "metrics.json", data)
+    text = bag_report.report_markdown(bag_report._clean(data), files)
+    bag_report.atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return BagEvalResult(bag_report._clean(data), out_dir, files, run, queries)
