@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from taptr_ros.data.errors import DataError
 from taptr_ros.data.motion import apply_homography, camera_transforms, object_transforms
 from taptr_ros.data.tapvid import TapVidVideo
 from taptr_ros.data.textures import random_mask, random_texture
@@ -294,7 +295,8 @@ def sample_points(rng: np.random.Generator, scene: Scene,
             break
     layer = np.concatenate(layers)[:N].astype(np.int16)
     if len(layer) < N:
-        raise RuntimeError(f"could only place {len(layer)} of {N} visible points; loosen the config")
+        raise DataError(f"could only place {len(layer)} of {N} visible points; use fewer objects, "
+                        "smaller objects or a larger frame")
     return layer, np.concatenate(uvs)[:N], np.concatenate(frames)[:N].astype(np.int32)
 
 
