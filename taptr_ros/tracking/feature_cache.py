@@ -1,0 +1,101 @@
+"""Ring buffer of the encoder memory of the last W frames, preallocated on the model's device.
+
+Frame i (0-based, counted since the stream started or was reset) lives in slot i % W. Each
+slot also keeps the frame's stamp and its (height, width) in pixels. A frame is encoded once,
+when it is pushed; windows read their frames' memory from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class FeatureCache:
+    """Encoder memory of the last `capacity` frames.
+
+    Args:
+        capacity: frames kept (the window size W).
+        num_tokens: L, tokens of one frame's memory.
+        dim: C, channels per token.
+        device, dtype: of the memory tensor (the model's).
+    """
+
+    def __init__(self, capacity: int, num_tokens: int, dim: int, *,
+                 device: torch.device | str, dtype: torch.dtype) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.memory = torch.zeros(capacity, num_tokens, dim, device=device, dtype=dtype)
+        self._frame = [-1] * capacity
+        self._stamp: list[Any] = [None] * capacity
+        self._hw: list[tuple[int, int]] = [(0, 0)] * capacity
+        self.latest = -1
+        """Index of the newest frame stored (-1 when empty)."""
+
+    @property
+    def oldest(self) -> int:
+        """Index of the oldest frame still stored (0 when empty)."""
+        return max(0, self.latest - self.capacity + 1)
+
+    def __len__(self) -> int:
+        return 0 if self.latest < 0 else self.latest - self.oldest + 1
+
+    def holds(self, frame: int) -> bool:
+        return self.oldest <= frame <= self.latest and self.latest >= 0
+
+    def slot(self, frame: int) -> int:
+        """Slot of a stored frame.
+
+        Raises:
+            KeyError: the frame is not stored (evicted or not pushed yet).
+        """
+        if not self.holds(frame):
+            raise KeyError(f"frame {frame} is not buffered (buffer holds {self.oldest}..{self.latest})")
+        return frame % self.capacity
+
+    def put(self, frame: int, stamp: Any, hw: tuple[int, int], memory: Tensor) -> int:
+        """Store the next frame's memory (L, C), evicting the frame `capacity` frames older.
+
+        Raises:
+            ValueError: `frame` is not latest + 1 (frames are stored in order, none skipped).
+        """
+        if frame != self.latest + 1:
+            raise ValueError(f"frames must be stored in order: expected {self.latest + 1}, got {frame}")
+        slot = frame % self.capacity
+        self.memory[slot].copy_(memory)
+        self._frame[slot], self._stamp[slot], self._hw[slot] = frame, stamp, (int(hw[0]), int(hw[1]))
+        self.latest = frame
+        return slot
+
+    def stamp(self, frame: int) -> Any:
+        return self._stamp[self.slot(frame)]
+
+    def hw(self, frame: int) -> tuple[int, int]:
+        """(height, width) in pixels of a stored frame."""
+        return self._hw[self.slot(frame)]
+
+    def frame_memory(self, frame: int) -> Tensor:
+        """(1, L, C) view of one stored frame's memory."""
+        slot = self.slot(frame)
+        return self.memory[slot:slot + 1]
+
+    def slots(self, first: int, last: int) -> Tensor:
+        """(n,) long slots of frames first..last (all stored), on the memory's device."""
+        for frame in (first, last):
+            self.slot(frame)
+        idx = torch.arange(first, last + 1) % self.capacity
+        return idx.to(self.memory.device)
+
+    def window(self, first: int, last: int) -> Tensor:
+        """(n, L, C) memory of frames first..last in order (a copy)."""
+        return self.memory.index_select(0, self.slots(first, last))
+
+    def clear(self) -> None:
+        """Forget every frame (the memory tensor is kept, not freed)."""
+        self._frame = [-1] * self.capacity
+        self._stamp = [None] * self.capacity
+        self._hw = [(0, 0)] * self.capacity
+        self.latest = -1

@@ -1,0 +1,151 @@
+"""Point registry: ids, start frames and per-point state, preallocated for `capacity` points.
+
+State of point row r (all on the model's device, dtype of the model):
+
+* ``f0[r]`` (C): initial content (the start frame's feature), input of the between-window
+  updater;
+* ``content[s, r]`` (C), ``ref[s, r]`` (4, logit space), ``vis[s, r]`` (3 logits): state at
+  the frame held in ring-buffer slot s (the same slots as `FeatureCache`);
+* ``future_*[r]``: the state every frame after the last committed window starts from (the
+  tail copy of `taptr_ros.model.windowing.commit_window`): a new frame's slot is set to it.
+
+A new point starts with its initial state in every slot and in the future state, as in
+`Trajectory.start`. Rows are reused after removal, ids never: ids come from the tracker.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from taptr_ros.model.windowing import Trajectory, initial_vis_logits
+
+
+class PointRegistry:
+    """Per-point state of up to `capacity` points over `slots` buffered frames.
+
+    Args:
+        capacity: most points at once (rows preallocated).
+        slots: buffered frames (the window size W).
+        dim: C, content channels.
+        num_vis_classes: visibility logits per point.
+        device, dtype: of every state tensor.
+    """
+
+    def __init__(self, capacity: int, slots: int, dim: int, num_vis_classes: int, *,
+                 device: torch.device | str, dtype: torch.dtype) -> None:
+        self.capacity = capacity
+        kw = dict(device=device, dtype=dtype)
+        self.f0 = torch.zeros(capacity, dim, **kw)
+        self.content = torch.zeros(slots, capacity, dim, **kw)
+        self.ref = torch.zeros(slots, capacity, 4, **kw)
+        self.vis = torch.zeros(slots, capacity, num_vis_classes, **kw)
+        self.future_content = torch.zeros(capacity, dim, **kw)
+        self.future_ref = torch.zeros(capacity, 4, **kw)
+        self.future_vis = torch.zeros(capacity, num_vis_classes, **kw)
+        self.start = torch.zeros(capacity, dtype=torch.long, device=device)
+        self._row_of: dict[int, int] = {}  # id -> row, in id order (ids only grow)
+        self._start_of: dict[int, int] = {}
+        self._free = list(range(capacity))
+        self._rows_cache: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def __contains__(self, point_id: int) -> bool:
+        return point_id in self._row_of
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(N,) uint32 ids in ascending order."""
+        return np.fromiter(self._row_of.keys(), dtype=np.uint32, count=len(self._row_of))
+
+    @property
+    def starts(self) -> np.ndarray:
+        """(N,) int64 start frame of each point, in id order."""
+        return np.fromiter(self._start_of.values(), dtype=np.int64, count=len(self._start_of))
+
+    def rows(self) -> Tensor:
+        """(N,) long rows of the points in id order, on the state's device."""
+        if self._rows_cache is None:
+            self._rows_cache = torch.tensor(list(self._row_of.values()), dtype=torch.long,
+                                            device=self.start.device)
+        return self._rows_cache
+
+    def add(self, ids: list[int], start: int, f0: Tensor, ref0: Tensor) -> None:
+        """Register points starting at frame `start` with initial content f0 (n, C) and
+        logit-space reference ref0 (n, 4); every slot and the future state get that state.
+
+        Raises:
+            ValueError: not enough free rows, or an id already present / not above the others.
+        """
+        if len(ids) > len(self._free):
+            raise ValueError(f"{len(ids)} points do not fit: {len(self._free)} free rows")
+        if ids and (any(i in self._row_of for i in ids) or ids != sorted(ids)
+                    or (self._row_of and ids[0] <= next(reversed(self._row_of)))):
+            raise ValueError(f"ids {ids} must be new and above every registered id")
+        rows_list = [heapq.heappop(self._free) for _ in ids]
+        rows = torch.tensor(rows_list, dtype=torch.long, device=self.start.device)
+        vis0 = initial_vis_logits(len(ids), self.vis.shape[-1], device=self.vis.device, dtype=self.vis.dtype)
+        self.f0[rows] = f0
+        self.future_content[rows] = f0
+        self.future_ref[rows] = ref0
+        self.future_vis[rows] = vis0
+        self.content[:, rows] = f0
+        self.ref[:, rows] = ref0
+        self.vis[:, rows] = vis0
+        self.start[rows] = start
+        for i, r in zip(ids, rows_list):
+            self._row_of[i] = r
+            self._start_of[i] = start
+        self._rows_cache = None
+
+    def remove(self, ids: list[int]) -> list[int]:
+        """Free the rows of the given ids; returns the ids that were registered."""
+        removed = [i for i in dict.fromkeys(ids) if i in self._row_of]
+        rows = [self._row_of.pop(i) for i in removed]
+        for i in removed:
+            del self._start_of[i]
+        if rows:
+            index = torch.tensor(rows, dtype=torch.long, device=self.start.device)
+            for tensor in (self.f0, self.future_content, self.future_ref, self.future_vis, self.start):
+                tensor[index] = 0
+            for tensor in (self.content, self.ref, self.vis):
+                tensor[:, index] = 0
+            for r in rows:
+                heapq.heappush(self._free, r)
+            self._rows_cache = None
+        return removed
+
+    def clear(self) -> None:
+        """Remove every point (tensors are kept and zeroed)."""
+        self.remove(list(self._row_of))
+
+    def enter_frame(self, slot: int) -> None:
+        """A new frame was stored in `slot`: its state is the future state of every point."""
+        self.content[slot] = self.future_content
+        self.ref[slot] = self.future_ref
+        self.vis[slot] = self.future_vis
+
+    def gather(self, slots: Tensor, rows: Tensor) -> Trajectory:
+        """State of `rows` (N,) at `slots` (n,): a `Trajectory` of (n, N, ...) copies."""
+        index = (slots[:, None], rows[None, :])
+        return Trajectory(content=self.content[index], ref=self.ref[index], vis_logits=self.vis[index])
+
+    def scatter(self, slots: Tensor, rows: Tensor, traj: Trajectory) -> None:
+        """Write a (n, N, ...) `Trajectory` back to `slots` x `rows`."""
+        index = (slots[:, None], rows[None, :])
+        self.content[index] = traj.content
+        self.ref[index] = traj.ref
+        self.vis[index] = traj.vis_logits
+
+    def set_future(self, rows: Tensor, tail: Trajectory, *, copy_content: bool) -> None:
+        """After a committed window: the future state of `rows` becomes the window's tail
+        frame (tail = a one-frame `Trajectory` (1, N, ...)); content only if `copy_content`."""
+        self.future_ref[rows] = tail.ref[0]
+        self.future_vis[rows] = tail.vis_logits[0]
+        if copy_content:
+            self.future_content[rows] = tail.content[0]

@@ -1,0 +1,440 @@
+"""`OnlineTracker`: TAPTRv2 on a live stream, points added and removed at any frame.
+
+Semantics (DESIGN.md section 3), with W = window and S = stride frames:
+
+* Frame t is encoded once, into a ring buffer of the last W frames (`FeatureCache`).
+* When t = kS + W - 1 the window [kS, t] is decoded and committed: its frames keep the
+  result, and its tail frame's state becomes the state every later frame starts from
+  (`taptr_ros.model.windowing.commit_window`, the code the offline reference runs).
+* In ``immediate`` mode every other frame t runs a provisional window [max(0, t-W+1), t]
+  from the committed state; its result for t is published and its state discarded. So the
+  result for frame t equals `taptr_ros.model.taptr.track_video` on the video cut at t
+  (with ``content_propagation_gap`` = the option), for the points known at t.
+* In ``committed`` mode only frames t = W - 1 (mod S) decode: committed windows, or while
+  t < W - 1 a provisional [0, t]; the push returns the results of every frame since the
+  previous publish, each equal to the offline result on the video cut at t. ``flush()``
+  publishes the frames left at the end of a stream.
+* A window in which no point has a frame to update is skipped, as offline.
+* Points join at a buffered frame (latest by default) with the feature sampled from that
+  frame's cached memory; they take part in every window decoded from then on. Published
+  frames are never revised. Ids are never reused, not even across `reset()`.
+
+Threads: `add_points`, `remove_points`, `remove_all` and `reset` may be called from any
+thread. They are validated at once (a refusal raises and changes nothing), queued, and
+applied at the next frame boundary: immediately when no `push` is running, else at the
+start of the next `push`. Only one `push` runs at a time.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from taptr_ros.model.preprocess import pixels_to_norm, preprocess_frame
+from taptr_ros.model.taptr import TAPTRv2, WindowOutput
+from taptr_ros.model.windowing import Trajectory, commit_window, point_masks
+from taptr_ros.tracking.errors import (CapacityError, FrameError, PointError, StampError,
+                                       TrackerStateError)
+from taptr_ros.tracking.feature_cache import FeatureCache
+from taptr_ros.tracking.options import FrameResult, FrameTimings, TrackerOptions
+from taptr_ros.tracking.points import PointRegistry
+
+_MAX_ID = 2**32 - 1
+
+
+def dummy_positions(count: int, seed: int) -> Tensor:
+    """(count, 2) float32 normalised (x, y) of the padding queries: ``torch.rand`` of a CPU
+    generator seeded with `seed` (uniform in [0, 1]); deterministic across runs and devices."""
+    return torch.rand(count, 2, generator=torch.Generator().manual_seed(seed))
+
+
+@dataclass
+class _Frame:
+    """A frame waiting to be published (committed mode) or being published."""
+
+    index: int
+    stamp: Any
+    hw: tuple[int, int]
+    preprocess_ms: float
+    encode_ms: float
+
+
+class OnlineTracker:
+    """Online TAPTRv2 tracker over a stream of frames of any size.
+
+    Args:
+        model: the network; moved to `device` when given (in place), put in eval mode.
+        options: `TrackerOptions` (window/stride/threshold default to the model config's).
+        device: "cpu", "cuda", "cuda:1", ... or None for the model's current device.
+
+    Raises:
+        OptionsError: options that do not fit the model.
+    """
+
+    def __init__(self, model: TAPTRv2, options: TrackerOptions | None = None, *,
+                 device: torch.device | str | None = None) -> None:
+        if device is not None:
+            model = model.to(device)
+        self.model = model.eval()
+        cfg = model.config
+        self.options = (options or TrackerOptions()).resolved(cfg)
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        opts = self.options
+        self._cache = FeatureCache(opts.window, cfg.num_tokens(), cfg.hidden_dim,
+                                   device=self.device, dtype=self.dtype)
+        self._points = PointRegistry(opts.max_points, opts.window, cfg.hidden_dim, cfg.num_vis_classes,
+                                     device=self.device, dtype=self.dtype)
+        self._dummy_xy = dummy_positions(opts.pad_queries_to, opts.pad_seed).to(self.device, self.dtype)
+        self._lock = threading.Lock()      # guards the fields below up to _next_id
+        self._run_lock = threading.Lock()  # one frame step (or op application) at a time
+        self._pending: list[tuple] = []
+        self._live: dict[int, None] = {}   # ids as they will be after the pending ops
+        self._frames: collections.deque = collections.deque(maxlen=opts.window)  # (index, stamp, hw)
+        self._next_frame = 0
+        self._next_id = 0
+        self._failed: str | None = None    # run-thread state from here on
+        self._unpublished: list[_Frame] = []
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def ids(self) -> np.ndarray:
+        """(N,) uint32 ids of the points tracked from the next frame on, ascending."""
+        with self._lock:
+            return np.fromiter(self._live, dtype=np.uint32, count=len(self._live))
+
+    @property
+    def num_points(self) -> int:
+        with self._lock:
+            return len(self._live)
+
+    @property
+    def frame_count(self) -> int:
+        """Frames pushed since construction or the last reset."""
+        with self._lock:
+            return self._next_frame
+
+    @property
+    def buffered_stamps(self) -> list[Any]:
+        """Stamps of the buffered frames (oldest first): those `add_points` accepts."""
+        with self._lock:
+            return [s for _, s, _ in self._frames]
+
+    # ------------------------------------------------------------------ point ops
+    def add_points(self, xy_pixels, stamp: Any = None) -> tuple[np.ndarray, Any]:
+        """Start tracking points given in pixels of a buffered frame.
+
+        Args:
+            xy_pixels: (N, 2) pixels (x, y) of the frame named by `stamp`, inside it
+                (0 <= x <= width - 1, 0 <= y <= height - 1).
+            stamp: the stamp a buffered frame was pushed with, or None for the latest frame.
+
+        Returns:
+            (ids (N,) uint32 in input order, the stamp of the frame used).
+
+        Raises:
+            PointError: wrong shape, NaN/inf, or a point outside the frame.
+            StampError: no frame yet, or no buffered frame with that stamp.
+            CapacityError: more than max_points points would be tracked.
+        """
+        xy = np.asarray(xy_pixels, dtype=np.float64)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise PointError(f"xy_pixels must be an (N, 2) array of pixel (x, y), got shape {xy.shape}")
+        bad = np.flatnonzero(~np.isfinite(xy).all(axis=1))
+        if bad.size:
+            raise PointError(f"points {bad.tolist()} are not finite (NaN or inf): {xy[bad].tolist()}; "
+                             "give pixel coordinates inside the frame")
+        with self._lock:
+            frame, stamp_used, (h, w) = self._resolve(stamp)
+            outside = np.flatnonzero((xy[:, 0] < 0) | (xy[:, 0] > w - 1) | (xy[:, 1] < 0) | (xy[:, 1] > h - 1))
+            if outside.size:
+                raise PointError(f"points {outside.tolist()} {xy[outside].tolist()} lie outside the "
+                                 f"{w}x{h} frame: x must be in [0, {w - 1}] and y in [0, {h - 1}] pixels")
+            limit = self.options.max_points
+            if len(self._live) + len(xy) > limit:
+                raise CapacityError(f"adding {len(xy)} points to the {len(self._live)} tracked would "
+                                    f"exceed max_points={limit}; remove points first or raise max_points")
+            if self._next_id + len(xy) - 1 > _MAX_ID:
+                raise CapacityError("the uint32 id space is exhausted; create a new tracker")
+            ids = list(range(self._next_id, self._next_id + len(xy)))
+            self._next_id += len(xy)
+            if ids:
+                self._pending.append(("add", ids, frame, torch.from_numpy(pixels_to_norm(xy, w, h))))
+                self._live.update(dict.fromkeys(ids))
+        self._try_apply()
+        return np.asarray(ids, dtype=np.uint32), stamp_used
+
+    def remove_points(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """Stop tracking points; their state is freed at the frame boundary (at once when idle).
+
+        Args:
+            ids: iterable of non-negative integer ids.
+
+        Returns:
+            (removed, unknown): uint32 arrays, in request order, duplicates dropped.
+
+        Raises:
+            PointError: ids that are not non-negative integers below 2**32.
+        """
+        arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids).reshape(-1)
+        if arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > _MAX_ID):
+            raise PointError(f"ids must be non-negative integers below 2**32, got {arr.tolist()}")
+        wanted = list(dict.fromkeys(int(i) for i in arr))
+        with self._lock:
+            removed = [i for i in wanted if i in self._live]
+            unknown = [i for i in wanted if i not in self._live]
+            for i in removed:
+                del self._live[i]
+            if removed:
+                self._pending.append(("remove", removed))
+        self._try_apply()
+        return np.asarray(removed, dtype=np.uint32), np.asarray(unknown, dtype=np.uint32)
+
+    def remove_all(self) -> np.ndarray:
+        """Remove every point; returns their ids (uint32, ascending)."""
+        return self.remove_points(self.ids)[0]
+
+    def reset(self) -> None:
+        """Forget every frame and point (ids keep counting up); applied at the frame boundary.
+
+        The next push is frame 0 of a new stream; stamps may start over.
+        """
+        with self._lock:
+            self._pending = [("reset",)]
+            self._live.clear()
+            self._frames.clear()
+            self._next_frame = 0
+        self._try_apply()
+
+    def _resolve(self, stamp: Any) -> tuple[int, Any, tuple[int, int]]:
+        """(frame index, stamp, (h, w)) of the buffered frame named by `stamp` (lock held)."""
+        if not self._frames:
+            raise StampError("no frame has been pushed yet (or reset() was called): push a frame "
+                             "before adding points")
+        if stamp is None:
+            return self._frames[-1]
+        for index, s, hw in reversed(self._frames):
+            if s == stamp:
+                return index, s, hw
+        oldest, newest = self._frames[0][1], self._frames[-1][1]
+        try:
+            if stamp < oldest:
+                raise StampError(f"stamp {stamp} is older than the buffer (oldest buffered frame: "
+                                 f"{oldest}); points can only be added at the last {self.options.window} "
+                                 "frames: give a newer stamp, or none for the latest frame")
+            if stamp > newest:
+                raise StampError(f"stamp {stamp} is newer than the latest frame ({newest}); push that "
+                                 "frame first, or give no stamp for the latest frame")
+        except TypeError:
+            pass
+        raise StampError(f"no buffered frame has stamp {stamp!r}; buffered stamps: "
+                         f"{[s for _, s, _ in self._frames]}")
+
+    def _try_apply(self) -> None:
+        """Apply pending ops now if no push is running (else the next push applies them)."""
+        if self._run_lock.acquire(blocking=False):
+            try:
+                with self._lock:
+                    ops, self._pending = self._pending, []
+                self._apply(ops)
+            finally:
+                self._run_lock.release()
+
+    @torch.inference_mode()
+    def _apply(self, ops: list[tuple]) -> None:
+        """Apply queued ops in order (run lock held)."""
+        for op in ops:
+            if op[0] == "reset":
+                self._cache.clear()
+                self._points.clear()
+                self._unpublished.clear()
+                self._failed = None
+            elif op[0] == "remove":
+                self._points.remove(op[1])
+            else:
+                _, ids, frame, xy_norm = op
+                memory = self._cache.frame_memory(frame)
+                memory = memory.expand(len(ids), *memory.shape[1:])  # a view: no copy per point
+                f0, ref0 = self.model.init_queries(memory, xy_norm.to(self.device, self.dtype))
+                self._points.add(ids, frame, f0, ref0)
+
+    # ------------------------------------------------------------------ frames
+    def push(self, frame: np.ndarray, stamp: Any = None) -> list[FrameResult]:
+        """Encode a frame, decode as the mode says, return the results published now.
+
+        Args:
+            frame: (H, W, 3) uint8 RGB (BGR with options.bgr), H, W >= 2, any size.
+            stamp: the frame's stamp (any totally ordered value, e.g. int nanoseconds),
+                strictly increasing; None = the frame index.
+
+        Returns:
+            Results oldest first: in immediate mode exactly one, for this frame; in committed
+            mode the frames since the previous publish at a publish frame, else none.
+
+        Raises:
+            FrameError: bad frame or stamp (nothing changes).
+            TrackerStateError: a previous frame failed half-way; call reset().
+        """
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \
+                or frame.dtype != np.uint8 or min(frame.shape[:2]) < 2:
+            desc = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise FrameError(f"a frame must be an (H, W, 3) uint8 numpy array with H, W >= 2, got {desc}")
+        hw = (int(frame.shape[0]), int(frame.shape[1]))
+        with self._run_lock:
+            with self._lock:
+                if self._failed is not None and not any(op[0] == "reset" for op in self._pending):
+                    raise TrackerStateError(f"{self._failed}; call reset() to start a new stream")
+                index = self._next_frame
+                stamp = index if stamp is None else stamp
+                if self._frames:
+                    previous = self._frames[-1][1]
+                    try:
+                        increasing = bool(stamp > previous)
+                    except TypeError:
+                        increasing = False
+                    if not increasing:
+                        raise FrameError(f"stamp {stamp!r} is not after the previous frame's stamp "
+                                         f"{previous!r}: stamps must increase; call reset() if the "
+                                         "stream restarted")
+                ops, self._pending = self._pending, []
+                self._next_frame += 1
+                self._frames.append((index, stamp, hw))
+            try:
+                self._apply(ops)
+                return self._step(frame, index, stamp, hw)
+            except Exception as exc:
+                self._failed = f"frame {index} failed: {exc!r}"
+                raise TrackerStateError(f"{self._failed}; call reset() to start a new stream") from exc
+
+    def flush(self) -> list[FrameResult]:
+        """Committed mode: publish the frames pushed since the last publish (a provisional
+        window ending at the latest frame); immediate mode: nothing to do, returns []."""
+        with self._run_lock, torch.inference_mode():
+            if self._failed is not None:
+                raise TrackerStateError(f"{self._failed}; call reset() to start a new stream")
+            if not self._unpublished:
+                return []
+            last = self._unpublished[-1].index
+            return self._publish(max(0, last - self.options.window + 1), last, commit=False)
+
+    def _sync(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    @torch.inference_mode()
+    def _step(self, frame: np.ndarray, index: int, stamp: Any, hw: tuple[int, int]) -> list[FrameResult]:
+        t0 = time.perf_counter()
+        image = preprocess_frame(frame, self.model.config, bgr=self.options.bgr)
+        image = image.to(self.device, self.dtype, non_blocking=True)
+        t1 = self._sync()
+        memory = self.model.encode_frames(image[None])[0]
+        slot = self._cache.put(index, stamp, hw, memory)
+        self._points.enter_frame(slot)
+        t2 = self._sync()
+        self._unpublished.append(_Frame(index, stamp, hw, 1e3 * (t1 - t0), 1e3 * (t2 - t1)))
+        w, s = self.options.window, self.options.stride
+        tail = (index - (w - 1)) % s == 0
+        commit = tail and index >= w - 1
+        first = max(0, index - w + 1)
+        if self.options.mode == "immediate":
+            self._unpublished = self._unpublished[-1:]
+            return self._publish(first, index, commit=commit)
+        if tail:
+            return self._publish(first, index, commit=commit)
+        return []
+
+    def _publish(self, first: int, last: int, *, commit: bool) -> list[FrameResult]:
+        """Decode window [first, last] (committing it if asked), publish the unpublished frames."""
+        t0 = time.perf_counter()
+        new = self._window(first, last, commit=commit)
+        t1 = self._sync()
+        frames, self._unpublished = self._unpublished, []
+        ids, starts = self._points.ids, self._points.starts
+        if new is not None and len(ids):
+            pos = torch.tensor([f.index - first for f in frames], device=self.device)
+            xy = new.ref.index_select(0, pos)[..., :2].sigmoid().float().cpu().numpy()
+            prob = new.vis_logits.index_select(0, pos)[..., 1].sigmoid().float().cpu().numpy()
+        else:
+            xy = np.zeros((len(frames), 0, 2), np.float32)
+            prob = np.zeros((len(frames), 0), np.float32)
+        threshold = np.float32(self.options.visibility_threshold)
+        arrays = []
+        for i, f in enumerate(frames):
+            keep = starts <= f.index
+            h, w = f.hw
+            vis = prob[i][keep].astype(np.float32)
+            xy_px = (xy[i][keep] * np.array([w - 1, h - 1], np.float32)).astype(np.float32)
+            arrays.append((ids[keep], xy_px, vis > threshold, vis))
+        post = 1e3 * (time.perf_counter() - t1)
+        return [FrameResult(stamp=f.stamp, frame_index=f.index, width=f.hw[1], height=f.hw[0],
+                            ids=a[0], xy=a[1], visible=a[2], visibility=a[3],
+                            timings=FrameTimings(f.preprocess_ms, f.encode_ms, 1e3 * (t1 - t0), post))
+                for f, a in zip(frames, arrays)]
+
+    # ------------------------------------------------------------------ decoding
+    def _window(self, first: int, last: int, *, commit: bool) -> Trajectory | None:
+        """Decode frames first..last for every point; commit the state if asked.
+
+        Returns the post-window state (n, N, ...) of the points in id order (None if none).
+        """
+        points = self._points
+        rows = points.rows()
+        if rows.numel() == 0:
+            return None
+        slots = self._cache.slots(first, last)
+        state = points.gather(slots, rows)
+        tracked, update = point_masks(points.start[rows], first, last)
+        f0 = points.f0[rows]
+        n_pts = rows.numel()
+        groups = [slice(i, i + 1) for i in range(n_pts)] if self.options.independent_points \
+            else [slice(0, n_pts)]
+        memory = None
+        parts, decoded = [], torch.zeros(n_pts, dtype=torch.bool)
+        for g in groups:
+            sub = Trajectory(state.content[:, g], state.ref[:, g], state.vis_logits[:, g])
+            if not bool(update[:, g].any()):
+                parts.append(sub)
+                continue
+            if memory is None:
+                memory = self._cache.window(first, last)
+            parts.append(self._decode(memory, sub, f0[g], tracked[:, g], update[:, g]))
+            decoded[g] = True
+        new = parts[0] if len(parts) == 1 else Trajectory(
+            torch.cat([p.content for p in parts], 1), torch.cat([p.ref for p in parts], 1),
+            torch.cat([p.vis_logits for p in parts], 1))
+        if commit and bool(decoded.any()):
+            points.scatter(slots, rows, new)
+            keep = decoded.to(rows.device)
+            tail = Trajectory(new.content[-1:, keep], new.ref[-1:, keep], new.vis_logits[-1:, keep])
+            k = first // self.options.stride
+            points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0)
+        return new
+
+    def _decode(self, memory: Tensor, state: Trajectory, f0: Tensor, tracked: Tensor,
+                update: Tensor) -> Trajectory:
+        """One decoder pass over a window for N points (+ padding dummies); returns the state
+        after `commit_window` semantics (window-local, no tail copy)."""
+        n_frames, n_pts = update.shape
+        pad = max(0, self.options.pad_queries_to - n_pts)
+        content, ref, init, trk, upd = state.content, state.ref, f0, tracked, update
+        if pad:
+            d_f0, d_ref = self.model.init_queries(memory[:1].expand(pad, *memory.shape[1:]),
+                                                  self._dummy_xy[:pad])
+            content = torch.cat((content, d_f0[None].expand(n_frames, -1, -1)), 1)
+            ref = torch.cat((ref, d_ref[None].expand(n_frames, -1, -1)), 1)
+            init = torch.cat((f0, d_f0), 0)
+            d_upd = (torch.arange(n_frames, device=update.device) > 0)[:, None].expand(n_frames, pad)
+            trk = torch.cat((tracked, torch.ones_like(d_upd)), 1)
+            upd = torch.cat((update, d_upd), 1)
+        out = self.model.decode_window(memory, content, ref, init, trk, upd)
+        if pad:
+            out = WindowOutput(**{f.name: getattr(out, f.name)[..., :n_pts, :] for f in fields(WindowOutput)})
+        return commit_window(state, 0, out, update, copy_tail=False)

@@ -1,0 +1,196 @@
+"""Streaming == offline: every published result equals `track_video` on the video cut at the
+publishing frame (tiny preset, seeded random weights, random streams), in both modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import Offline, random_video
+from taptr_ros.tracking.options import TrackerOptions
+from taptr_ros.tracking.tracker import OnlineTracker
+
+TOL = 1e-5
+
+
+class Stream:
+    """Pushes frames, adds points at the latest frame at scheduled times, records everything."""
+
+    def __init__(self, tracker: OnlineTracker, frames: list[np.ndarray], adds: dict[int, int], seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.queries: dict[int, tuple[float, float, int]] = {}  # id -> (x_norm, y_norm, start frame)
+        self.published: list[tuple[int, object]] = []  # (push index, FrameResult)
+        for t, frame in enumerate(frames):
+            for result in tracker.push(frame, stamp=1000 + 10 * t):
+                self.published.append((t, result))
+            if adds.get(t):
+                h, w = frame.shape[:2]
+                xy = self.rng.uniform([0, 0], [w - 1, h - 1], (adds[t], 2))
+                xy[0] = [0, h - 1] if t == 0 else xy[0]  # a corner point (logit clamp)
+                ids, used = tracker.add_points(xy)
+                assert used == 1000 + 10 * t
+                for i, (x, y) in zip(ids.tolist(), xy):
+                    self.queries[i] = (x / (w - 1), y / (h - 1), t)
+
+    def known(self, at: int, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ids, xy_norm, start of the points known when frame `at` was pushed, started by `frame`."""
+        ids = [i for i, (_, _, s) in self.queries.items() if s < at and s <= frame]
+        xy = np.array([self.queries[i][:2] for i in ids], np.float64).reshape(-1, 2)
+        return np.array(ids, np.uint32), xy, np.array([self.queries[i][2] for i in ids], np.int64)
+
+
+def check_equal(result, offline: Offline, stream: Stream, at: int, gap: int = 1) -> float:
+    ids, xy, start = stream.known(at, result.frame_index)
+    np.testing.assert_array_equal(result.ids, ids)
+    assert result.xy.dtype == np.float32 and result.visibility.dtype == np.float32
+    if not len(ids):
+        return 0.0
+    # offline: the points known at `at` (a point started after `frame` does not affect it)
+    all_ids, all_xy, all_start = stream.known(at, at)
+    ref = offline.run(at, all_xy, all_start, gap)
+    sel = np.searchsorted(all_ids, ids)
+    want_xy = ref.xy_norm[result.frame_index].numpy()[sel]
+    want_vis = ref.vis_logits[result.frame_index, :, 1].sigmoid().numpy()[sel]
+    got_xy = result.xy / np.array([result.width - 1, result.height - 1], np.float32)
+    err = max(np.abs(got_xy - want_xy).max(), np.abs(result.visibility - want_vis).max())
+    assert err < TOL, f"frame {result.frame_index} published at {at}: error {err}"
+    decided = np.abs(want_vis - 0.5) > 1e-4
+    np.testing.assert_array_equal(result.visible[decided], want_vis[decided] > 0.5)
+    return err
+
+
+# 23 frames: not a multiple of the stride; the size changes at frame 12 (results in each
+# frame's own pixels). Schedule A starts with points at frame 0; schedule B adds its first
+# point at frame 9, so window [0, 7] has nothing to update and is skipped, as offline.
+SCHEDULES = {"A": {0: 2, 5: 1, 10: 2, 17: 1}, "B": {9: 1, 13: 2, 18: 1}}
+
+
+def sizes(frames: int) -> list[tuple[int, int]]:
+    return [(40, 56) if t < 12 else (48, 36) for t in range(frames)]
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_immediate_mode_equals_offline_on_every_prefix(tiny, schedule):
+    frames = random_video(1, 23, sizes(23))
+    offline = Offline(tiny, frames)
+    stream = Stream(OnlineTracker(tiny), frames, SCHEDULES[schedule], seed=2)
+    assert [(at, r.frame_index) for at, r in stream.published] == [(t, t) for t in range(23)]
+    errors = [check_equal(r, offline, stream, at) for at, r in stream.published]
+    assert max(errors) < TOL
+    last = stream.published[-1][1]
+    assert last.num_points == sum(SCHEDULES[schedule].values())
+    assert (last.width, last.height) == (36, 48) and last.stamp == 1000 + 10 * 22
+
+
+def test_committed_mode_publishes_windows_equal_to_offline(tiny):
+    frames = random_video(3, 22, (40, 56))
+    offline = Offline(tiny, frames)
+    tracker = OnlineTracker(tiny, TrackerOptions(mode="committed"))
+    stream = Stream(tracker, frames, {0: 2, 5: 1, 9: 1, 14: 2}, seed=4)
+    # publish frames t = 7 (mod 4): 3, 7, 11, 15, 19; each publishes the frames since the last
+    assert sorted({at for at, _ in stream.published}) == [3, 7, 11, 15, 19]
+    assert [r.frame_index for _, r in stream.published] == list(range(20))
+    assert all(at - r.frame_index <= 3 for at, r in stream.published)  # latency <= stride - 1
+    for at, r in stream.published:
+        check_equal(r, offline, stream, at)
+    flushed = tracker.flush()
+    assert [r.frame_index for r in flushed] == [20, 21] and tracker.flush() == []
+    for r in flushed:
+        check_equal(r, offline, stream, 21)
+
+
+def test_content_propagation_gap_matches_offline_rule(tiny):
+    frames = random_video(5, 17, (32, 32))
+    offline = Offline(tiny, frames)
+    tracker = OnlineTracker(tiny, TrackerOptions(content_propagation_gap=2))
+    stream = Stream(tracker, frames, {0: 2, 3: 1}, seed=6)
+    for at, r in stream.published:
+        check_equal(r, offline, stream, at, gap=2)
+    # gap 2 is not gap 1 after window 1 ([4, 11]) is not carried over
+    _, xy, start = stream.known(16, 16)
+    every = offline.run(16, xy, start, 1).xy_norm[16].numpy()
+    got = stream.published[-1][1].xy / np.array([31, 31], np.float32)
+    assert np.abs(got - every).max() > 1e-5
+
+
+def test_points_added_at_an_older_buffered_frame_start_there(tiny):
+    """Stamp of frame 8 given after frame 10: no window ends in 9..10 and [0, 7] has nothing to
+    update, so from frame 11 on the result equals offline with the query at frame 8."""
+    frames = random_video(7, 16, (40, 56))
+    offline = Offline(tiny, frames)
+    tracker = OnlineTracker(tiny)
+    results = []
+    for t, frame in enumerate(frames):
+        results += tracker.push(frame, stamp=t * 0.5)
+        if t == 10:
+            ids, used = tracker.add_points([[20.0, 30.0]], stamp=4.0)
+            assert used == 4.0 and ids.tolist() == [0]
+    assert all(r.num_points == 0 for r in results[:11])  # published frames are not revised
+    xy = np.array([[20.0 / 55, 30.0 / 39]])
+    for r in results[11:]:
+        want = offline.run(r.frame_index, xy, np.array([8])).xy_norm[r.frame_index].numpy()
+        got = r.xy / np.array([55, 39], np.float32)
+        assert np.abs(got - want).max() < TOL
+
+
+def test_padding_dummies_match_offline_queries_in_the_first_window(tiny):
+    """While t < W every window starts at frame 0, so padded results equal offline with the
+    dummies as extra queries at frame 0; they never appear in results."""
+    frames = random_video(8, 8, (40, 56))
+    offline = Offline(tiny, frames)
+    pad = 6
+    tracker = OnlineTracker(tiny, TrackerOptions(pad_queries_to=pad, pad_seed=3))
+    plain = OnlineTracker(tiny)
+    xy_px = np.array([[10.0, 12.0], [40.0, 30.0]])
+    out, ref_out = [], []
+    for t, frame in enumerate(frames):
+        out += tracker.push(frame)
+        ref_out += plain.push(frame)
+        if t == 0:
+            tracker.add_points(xy_px)
+            plain.add_points(xy_px)
+    dummies = torch.rand(pad, 2, generator=torch.Generator().manual_seed(3))[: pad - 2].numpy()
+    xy = np.concatenate([xy_px / [55, 39], dummies])
+    start = np.array([0, 0] + [0] * (pad - 2))
+    moved = 0.0
+    for r, p in zip(out[1:], ref_out[1:]):
+        assert r.ids.tolist() == [0, 1] and r.xy.shape == (2, 2)
+        want = offline.run(r.frame_index, xy, start).xy_norm[r.frame_index, :2].numpy()
+        assert np.abs(r.xy / np.array([55, 39], np.float32) - want).max() < TOL
+        moved = max(moved, np.abs(r.xy - p.xy).max())
+    assert moved > 1e-4  # the dummies do take part in spatial attention
+
+
+def test_padding_at_or_below_the_point_count_changes_nothing(tiny):
+    frames = random_video(9, 10, (40, 56))
+    runs = []
+    for pad in (0, 3):
+        tracker = OnlineTracker(tiny, TrackerOptions(pad_queries_to=pad))
+        res = []
+        for t, frame in enumerate(frames):
+            res += tracker.push(frame)
+            if t == 0:
+                tracker.add_points([[5.0, 5.0], [30.0, 20.0], [50.0, 35.0]])
+        runs.append(np.stack([r.xy for r in res[1:]]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_independent_points_equal_one_tracker_per_point(tiny):
+    frames = random_video(10, 13, (40, 56))
+    queries = {0: [12.0, 9.0], 3: [33.0, 25.0]}
+    joint = OnlineTracker(tiny, TrackerOptions(independent_points=True))
+    alone = {t: OnlineTracker(tiny) for t in queries}
+    got, want = [], {t: [] for t in queries}
+    for t, frame in enumerate(frames):
+        got += joint.push(frame)
+        for q, tr in alone.items():
+            want[q] += tr.push(frame)
+            if t == q:
+                tr.add_points([queries[q]])
+        if t in queries:
+            joint.add_points([queries[t]])
+    for t in range(4, 13):
+        assert got[t].ids.tolist() == [0, 1]
+        assert np.abs(got[t].xy[0] - want[0][t].xy[0]).max() < 1e-4
+        assert np.abs(got[t].xy[1] - want[3][t].xy[0]).max() < 1e-4
