@@ -25,11 +25,15 @@ from taptr_ros.eval.bag_io import BagImage
 
 
 class Engine(Protocol):
-    """What the lockstep replay needs of :class:`taptr_ros.tracking.OnlineTracker`."""
+    """What the lockstep replay needs of :class:`taptr_ros.tracking.tracker.OnlineTracker`."""
 
     def push(self, frame: np.ndarray, stamp: Any) -> Any: ...
 
     def add_points(self, xy_px: np.ndarray, stamp: Any = None) -> Any: ...
+
+
+#: ``factory(num_points)`` -> a fresh engine able to hold ``num_points`` points
+EngineFactory = Callable[[int], Engine]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +91,14 @@ class LockstepRun:
         return float(self.push_seconds.sum())
 
 
+def _results(answer: Any) -> list[Any]:
+    """``push``/``flush`` answers as a list of results (OnlineTracker returns a list; one result
+    or None are accepted too)."""
+    if answer is None:
+        return []
+    return list(answer) if isinstance(answer, (list, tuple)) else [answer]
+
+
 def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray, num_frames: int, *,
                  on_frame: Callable[[BagImage, FrameTracks], None] | None = None,
                  stamp: Callable[[int], Any] = int) -> LockstepRun:
@@ -118,27 +130,42 @@ def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray
     by_frame = {t: np.flatnonzero(qt == t) for t in np.unique(qt)}
     id_keys = np.zeros(0, np.int64)   # sorted engine ids ...
     id_rows = np.zeros(0, np.int64)   # ... and their query rows
+    images: dict[int, BagImage] = {}  # frames not yet published (committed mode publishes late)
+    frame_of_stamp: dict[Any, int] = {}
+
+    def record(results: list[Any]) -> None:
+        for result in results:
+            k = frame_of_stamp.pop(result.stamp, None)
+            if k is None:
+                raise BagError(f"the engine published a result for stamp {result.stamp!r}, which no pending "
+                               "frame has")
+            out = frame_tracks(result)
+            if len(out.ids) and len(id_keys):
+                pos = np.clip(np.searchsorted(id_keys, out.ids), 0, len(id_keys) - 1)
+                known = id_keys[pos] == out.ids
+                rows = id_rows[pos[known]]
+                tracks[rows, k] = out.xy[known]
+                occluded[rows, k] = ~out.visible[known]
+                visibility[rows, k] = out.visibility[known]
+            if on_frame is not None:
+                on_frame(images.pop(k), out)
+            else:
+                images.pop(k)
+
     count = 0
     for k, image in enumerate(frames):
         if k >= T:
             break
+        key = stamp(image.stamp_ns)
+        images[k], frame_of_stamp[key] = image, k
         start = time.perf_counter()
-        result = engine.push(image.rgb, stamp(image.stamp_ns))
+        results = _results(engine.push(image.rgb, key))
         push_seconds[k] = time.perf_counter() - start
         stamps[k] = image.stamp_ns
-        out = frame_tracks(result)
-        if len(out.ids) and len(id_keys):
-            pos = np.clip(np.searchsorted(id_keys, out.ids), 0, len(id_keys) - 1)
-            known = id_keys[pos] == out.ids
-            rows = id_rows[pos[known]]
-            tracks[rows, k] = out.xy[known]
-            occluded[rows, k] = ~out.visible[known]
-            visibility[rows, k] = out.visibility[known]
-        if on_frame is not None:
-            on_frame(image, out)
+        record(results)
         rows = by_frame.get(k)
         if rows is not None and len(rows):
-            ids = _added_ids(engine.add_points(queries[rows, 1:].copy(), stamp(image.stamp_ns)), len(rows))
+            ids = _added_ids(engine.add_points(queries[rows, 1:].copy(), key), len(rows))
             order = np.argsort(np.concatenate([id_keys, ids]), kind="stable")
             id_keys = np.concatenate([id_keys, ids])[order]
             id_rows = np.concatenate([id_rows, rows])[order]
@@ -147,6 +174,15 @@ def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray
         count = k + 1
     if count < T:
         raise BagGroundTruthError(f"the bag yielded {count} frames, {T} expected")
+    flush = getattr(engine, "flush", None)
+    if frame_of_stamp and callable(flush):
+        start = time.perf_counter()
+        results = _results(flush())
+        push_seconds[T - 1] += time.perf_counter() - start
+        record(results)
+    if frame_of_stamp:
+        raise BagError(f"the engine never published {len(frame_of_stamp)} frame(s) (first: frame "
+                       f"{min(frame_of_stamp.values())})")
     return LockstepRun(tracks, occluded, visibility, push_seconds, stamps)
 
 
@@ -173,3 +209,52 @@ def reverse_queries(queries: np.ndarray, num_frames: int) -> np.ndarray:
 def reversed_frames(frames: Sequence[BagImage]) -> list[BagImage]:
     """The frames in reverse order (their stamps and indices unchanged)."""
     return list(frames)[::-1]
+
+
+def default_checkpoint() -> str:
+    """The shipped model's path (``models/default.pt`` at the repository root), as the node resolves 'default'."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parents[2] / "models" / "default.pt")
+
+
+def make_engine_factory(checkpoint: str, device: str, *, options: Any = None) -> tuple[EngineFactory, dict[str, Any]]:
+    """The node's engine: the checkpoint's network, loaded once, in a fresh ``OnlineTracker`` per call.
+
+    Args:
+        checkpoint: a taptr_ros checkpoint path, or ``"default"`` (the shipped model).
+        device: torch device (``cpu``, ``cuda``, ...).
+        options: :class:`taptr_ros.tracking.options.TrackerOptions`; None = the defaults, which are
+            the node's parameter defaults (immediate mode, threshold of the config, no padding).
+            ``max_points`` is raised to the number of queries when that is larger.
+
+    Returns:
+        (factory, meta): ``factory(num_points)`` -> OnlineTracker; meta describes the engine for reports.
+
+    Raises:
+        taptr_ros.tracking.errors.ModelLoadError: missing or unreadable checkpoint.
+    """
+    import dataclasses as dc
+    import os
+
+    from taptr_ros.model.checkpoint import CheckpointError, load_checkpoint
+    from taptr_ros.tracking.errors import ModelLoadError
+    from taptr_ros.tracking.options import TrackerOptions
+    from taptr_ros.tracking.tracker import OnlineTracker
+
+    path = default_checkpoint() if checkpoint == "default" else checkpoint
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"checkpoint {path!r} does not exist: pass --checkpoint with a model file")
+    try:
+        model = load_checkpoint(path, device=device).model
+    except CheckpointError as error:
+        raise ModelLoadError(f"checkpoint {path!r}: {error}") from error
+    base = options or TrackerOptions()
+
+    def factory(num_points: int) -> Engine:
+        return OnlineTracker(model, dc.replace(base, max_points=max(base.max_points, int(num_points), 1)),
+                             device=device)
+
+    meta = {"tracker": "taptr", "checkpoint": checkpoint, "checkpoint_path": path, "device": device,
+            "preset": model.config.name, "engine_options": dc.asdict(base.resolved(model.config))}
+    return factory, meta

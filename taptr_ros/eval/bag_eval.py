@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from taptr_ros.eval.bag_engine import (Engine, FrameTracks, LockstepRun, merge_backward, reverse_queries,
+from taptr_ros.eval.bag_engine import (EngineFactory, FrameTracks, LockstepRun, merge_backward, reverse_queries,
                                        run_lockstep)
 from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError, BagWriteError
 from taptr_ros.eval.bag_io import (GROUND_TRUTH_TOPIC, QUERIES_FILE, RESULT_TOPIC, TRACKS_TYPE, BagImage, BagReader,
@@ -208,7 +208,7 @@ def _check_sidecar(sidecar: Any, queries: np.ndarray, mode: str, stamps: np.ndar
                                   "`taptr bag make`, or pass --queries")
 
 
-def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], engine_factory: Callable[[], Engine],
+def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], engine_factory: EngineFactory,
                  options: EvalOptions = EvalOptions(), *, meta: dict[str, Any] | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  stamp: Callable[[int], Any] = int) -> BagEvalResult:
@@ -217,7 +217,8 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
     Args:
         bag: the input bag directory (never modified).
         out_dir: the output folder (created; files in it are replaced).
-        engine_factory: returns a fresh engine, as the node builds it (one per pass).
+        engine_factory: ``engine_factory(num_points)`` returns a fresh engine, as the node builds it
+            (one per pass), able to hold ``num_points`` points.
         options: see :class:`EvalOptions`.
         meta: stored in metrics.json (tracker, checkpoint, device, ...).
         progress: called with (frames done, frames total) over all passes.
@@ -251,7 +252,7 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
                        f"({truth.source}): drop them, or pass --no-gt")
     strided = truth is not None and options.query_mode == "strided"
     fb = (truth is None) if options.forward_backward is None else options.forward_backward
-    passes = 1 + int(strided or fb)
+    passes = 1 + int(strided) + int(fb)
     done = [0]
 
     def tick() -> None:
@@ -268,11 +269,11 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
         ok = False
         try:
             def track(queries: np.ndarray) -> LockstepRun:
-                forward = run_lockstep(frames.forward(), engine_factory(), queries, T, on_frame=outputs.frame,
+                forward = run_lockstep(frames.forward(), engine_factory(len(queries)), queries, T, on_frame=outputs.frame,
                                        stamp=stamp)
                 runs["forward"] = forward
                 if strided:
-                    backward = run_lockstep(frames.backward(), engine_factory(), reverse_queries(queries, T), T,
+                    backward = run_lockstep(frames.backward(), engine_factory(len(queries)), reverse_queries(queries, T), T,
                                             stamp=stamp)
                     return merge_backward(forward, backward, queries[:, 0])
                 return forward
@@ -307,14 +308,14 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
     return _finish(bag, out_dir, topic, T, size_hw, stamps, truth, report, runs, options, meta, files)
 
 
-def _backward_consistency(frames: _Frames, engine_factory: Callable[[], Engine], forward: LockstepRun,
+def _backward_consistency(frames: _Frames, engine_factory: EngineFactory, forward: LockstepRun,
                           queries: np.ndarray, T: int, stamp: Callable[[int], Any]) -> dict[str, Any]:
     """Track the points visible at the end back to their query frames; see bag_metrics.forward_backward."""
     from taptr_ros.eval.bag_metrics import forward_backward
 
     alive = ~forward.occluded[:, -1] & (np.rint(queries[:, 0]) < T - 1)
     back_queries = np.concatenate([np.zeros((int(alive.sum()), 1)), forward.tracks[alive, -1]], axis=1)
-    backward = run_lockstep(frames.backward(), engine_factory(), back_queries, T, stamp=stamp)
+    backward = run_lockstep(frames.backward(), engine_factory(len(back_queries)), back_queries, T, stamp=stamp)
     back_xy = np.zeros((len(queries), 2))
     returned = np.zeros(len(queries), bool)
     rows = np.flatnonzero(alive)
