@@ -52,8 +52,8 @@ def sample_levels(values: Tensor, shapes, locations: Tensor) -> Tensor:
     return torch.stack(out, dim=3)
 
 
-def ms_deform_attn(values: Tensor, shapes, locations: Tensor, weights: Tensor) -> Tensor:
-    """Multi-scale deformable attention core: weighted sum of bilinear samples.
+def ms_deform_attn_reference(values: Tensor, shapes, locations: Tensor, weights: Tensor) -> Tensor:
+    """Multi-scale deformable attention core, obvious version: weighted sum of `sample_levels`.
 
     Args:
         values: (B, L, M, D).
@@ -67,6 +67,23 @@ def ms_deform_attn(values: Tensor, shapes, locations: Tensor, weights: Tensor) -
     sampled = sample_levels(values, shapes, locations)
     out = (sampled * weights[..., None]).sum(dim=(3, 4))
     return out.flatten(2)
+
+
+def ms_deform_attn(values: Tensor, shapes, locations: Tensor, weights: Tensor) -> Tensor:
+    """Same as `ms_deform_attn_reference` (tested to 1e-5), accumulated level by level in
+    `grid_sample`'s own layout, without materialising every sample (the encoder's fast path)."""
+    b, _, m, d = values.shape
+    _, q, _, nl, p, _ = locations.shape
+    grids = (2 * locations - 1).permute(0, 2, 1, 3, 4, 5)  # (B, M, Q, nL, P, 2)
+    w = weights.permute(0, 2, 1, 3, 4)  # (B, M, Q, nL, P)
+    out = None
+    for lvl, (v, (h, wd)) in enumerate(zip(split_levels(values, shapes), shapes)):
+        v = v.permute(0, 2, 3, 1).reshape(b * m, d, h, wd)
+        g = grids[:, :, :, lvl].reshape(b * m, q, p, 2)
+        s = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)  # (B*M, D, Q, P)
+        term = torch.einsum("ndqp,nqp->ndq", s, w[:, :, :, lvl].reshape(b * m, q, p))
+        out = term if out is None else out + term
+    return out.view(b, m, d, q).permute(0, 3, 1, 2).reshape(b, q, m * d)
 
 
 def sample_keys_values(keys: Tensor, values: Tensor, shapes, locations: Tensor) -> tuple[Tensor, Tensor]:

@@ -114,3 +114,15 @@ def test_cuda_matches_cpu():
     loc = torch.rand(1, 5, 2, 2, 3, 2, generator=gen)
     torch.testing.assert_close(sample_levels(values.cuda(), SHAPES, loc.cuda()).cpu(),
                                sample_levels(values, SHAPES, loc), atol=1e-5, rtol=1e-5)
+
+
+def test_fast_attention_core_matches_reference():
+    from taptr_ros.model.deform_attn import ms_deform_attn, ms_deform_attn_reference
+    gen = torch.Generator().manual_seed(5)
+    values = random_map(gen, d=4, m=3)
+    loc = torch.rand(2, 9, 3, 2, 4, 2, generator=gen) * 1.2 - 0.1
+    weights = torch.rand(2, 9, 3, 2, 4, generator=gen)
+    values = torch.cat((values, values.flip(1)))  # batch of 2
+    fast = ms_deform_attn(values, SHAPES, loc, weights)
+    assert fast.shape == (2, 9, 12)
+    torch.testing.assert_close(fast, ms_deform_attn_reference(values, SHAPES, loc, weights), atol=1e-5, rtol=0)
