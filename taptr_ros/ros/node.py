@@ -1,0 +1,329 @@
+"""The taptr_tracker node: images in, TrackedPoints out, points added and removed by service.
+
+Wiring only (DESIGN.md section 4): parameters come from `parameters`, the tracker from the
+tracking room's factory, inference runs on `worker.LatestWorker`'s thread, requests go through
+`services`, /diagnostics is built by `diagnostics`, ~/features by `features`.
+
+Threads: the MultiThreadedExecutor runs the image callback (converts and hands the frame to
+the worker, newest wins), the requests (services and clicks) and the diagnostics timer in
+three callback groups, so a request is answered while an image is converted; the worker
+thread runs the tracker and publishes. The tracker applies requests at frame boundaries.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Point, PointStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, PointCloud
+from std_srvs.srv import Trigger
+
+from diagnostic_msgs.msg import DiagnosticArray
+from taptr_ros.msg import TrackedPoints
+from taptr_ros.ros import services
+from taptr_ros.ros.diagnostics import NodeStats, build_diagnostics
+from taptr_ros.ros.features import FeatureCloud
+from taptr_ros.ros.image_conversion import (ImageConversionError, compressed_to_rgb8,
+                                            image_to_rgb8, numpy_to_image)
+from taptr_ros.ros.parameters import declare_parameters
+from taptr_ros.ros.tracks_message import pack_tracks
+from taptr_ros.ros.worker import LatestWorker
+from taptr_ros.srv import AddPoints, RemovePoints
+from taptr_ros.tracking.errors import FrameError, TrackerError, TrackerStateError
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (parameters, checkpoint, device); the message says why."""
+
+
+@dataclass
+class _Frame:
+    """A converted image on its way to the tracker."""
+
+    rgb: np.ndarray
+    header: object
+    stamp_ns: int
+    received: float  # time.perf_counter() when the image callback started
+
+
+class TrackerNode(Node):
+    """Node ``taptr_tracker`` (see the README for topics, services and parameters)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("taptr_tracker", **kwargs)
+        try:
+            self.params = declare_parameters(self)
+            self.tracker, self.info = load_tracker(self.params)
+        except (InvalidParameterValueException, InvalidParameterTypeException,
+                TrackerError) as exc:
+            self.destroy_node()
+            raise StartupError(str(exc)) from exc
+        p = self.params
+        self.stats = NodeStats()
+        self._recent: collections.deque[_Frame] = collections.deque(
+            maxlen=self.tracker.options.window + 1)  # committed mode publishes older frames
+        self._features = FeatureCloud(tuple(p.features_intrinsics)) if p.publish_features else None
+        self._draw = _overlay_drawer(self.get_logger())
+
+        # May overlap: an image conversion, requests (tracker calls are thread-safe and take
+        # effect at a frame boundary) and the diagnostics timer. Images never overlap images.
+        image_group = MutuallyExclusiveCallbackGroup()
+        request_group = ReentrantCallbackGroup()
+        timer_group = MutuallyExclusiveCallbackGroup()
+
+        self.tracks_pub = self.create_publisher(TrackedPoints, "~/tracks", RELIABLE)
+        self.overlay_pub = self.create_publisher(Image, "~/overlay", QoSProfile(depth=2))
+        self.features_pub = (self.create_publisher(PointCloud, "~/features", RELIABLE)
+                             if self._features else None)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+
+        qos = qos_profile_sensor_data if p.qos == "sensor_data" else RELIABLE
+        qos = QoSProfile(depth=p.queue_depth, reliability=qos.reliability,
+                         durability=qos.durability, history=qos.history)
+        if p.input_transport == "compressed":
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos,
+                                     callback_group=image_group)
+        else:
+            self.create_subscription(Image, "image", self._on_image, qos,
+                                     callback_group=image_group)
+        self.create_subscription(PointStamped, "~/click", self._on_click, RELIABLE,
+                                 callback_group=request_group)
+        self.create_subscription(Point, "~/click_point", self._on_click_point, RELIABLE,
+                                 callback_group=request_group)
+        self.create_service(AddPoints, "~/add_points", self._on_add,
+                            callback_group=request_group)
+        self.create_service(RemovePoints, "~/remove_points", self._on_remove,
+                            callback_group=request_group)
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=request_group)
+        self.create_timer(p.diagnostics_period, self._on_diagnostics,
+                          callback_group=timer_group)
+
+        self._closed = False
+        self.worker: LatestWorker[_Frame] = LatestWorker(self._track, on_error=self._on_error)
+        self.worker.start()
+        self.get_logger().info(f"ready: {self.info.summary} on {self.info.device}, "
+                               f"mode {p.mode}, input '{self._image_topic()}'")
+
+    def _image_topic(self) -> str:
+        name = "image/compressed" if self.params.input_transport == "compressed" else "image"
+        return self.resolve_topic_name(name)
+
+    # ---------------------------------------------------------------- executor threads
+    def _on_image(self, msg) -> None:
+        received = time.perf_counter()
+        try:
+            rgb = compressed_to_rgb8(msg) if isinstance(msg, CompressedImage) else image_to_rgb8(msg)
+        except ImageConversionError as exc:
+            self.get_logger().warn(f"image skipped: {exc}", throttle_duration_sec=5.0)
+            return
+        frame = _Frame(rgb, msg.header, services.stamp_to_ns(msg.header.stamp), received)
+        self.stats.image_received(dropped_previous=self.worker.submit(frame))
+
+    def _on_add(self, request, response):
+        return self._answered("add_points", services.handle_add(self.tracker, request, response))
+
+    def _on_remove(self, request, response):
+        return self._answered("remove_points",
+                              services.handle_remove(self.tracker, request, response))
+
+    def _on_reset(self, request, response):
+        return self._answered("reset", services.handle_reset(self.tracker, response))
+
+    def _on_click(self, msg: PointStamped) -> None:
+        self._click(msg.point.x, msg.point.y, services.stamp_to_ns(msg.header.stamp))
+
+    def _on_click_point(self, msg: Point) -> None:
+        self._click(msg.x, msg.y, None)
+
+    def _click(self, x: float, y: float, stamp_ns: int | None) -> None:
+        ok, message, ids, _ = services.add_points(self.tracker, [x], [y], stamp_ns)
+        log = self.get_logger().info if ok else self.get_logger().warn
+        log(f"click ({x:.1f}, {y:.1f}): " + (f"point {ids[0]} {message}" if ok else message))
+
+    def _answered(self, name: str, response):
+        log = self.get_logger().info if response.success else self.get_logger().warn
+        log(f"{name}: {'' if response.success else 'refused: '}{response.message}")
+        return response
+
+    def _on_diagnostics(self) -> None:
+        p = self.params
+        extra = {"mode": p.mode, "checkpoint": self.info.summary,
+                 "input_topic": self._image_topic()}
+        self.diag_pub.publish(build_diagnostics(
+            self.stats.snapshot(), stamp=self.get_clock().now().to_msg(),
+            name=f"{self.get_name()}: tracking", hardware_id=str(self.info.device), extra=extra))
+
+    # ---------------------------------------------------------------- worker thread
+    def _track(self, frame: _Frame) -> None:
+        try:
+            results = self.tracker.push(frame.rgb, frame.stamp_ns)
+        except FrameError as exc:
+            if not self._restart_on_rewind(frame):
+                self.get_logger().warn(f"frame skipped: {exc}", throttle_duration_sec=5.0)
+                return
+            results = self.tracker.push(frame.rgb, frame.stamp_ns)
+        except TrackerStateError as exc:
+            self.get_logger().error(f"{exc}: resetting the tracker (points are lost)")
+            self.tracker.reset()
+            return
+        delay_ms = self.get_parameter("debug_delay_ms").value
+        if delay_ms:
+            time.sleep(delay_ms / 1000.0)
+        self._recent.append(frame)
+        by_stamp = {f.stamp_ns: f for f in self._recent}
+        for result in results:
+            self._publish(result, by_stamp.get(result.stamp, frame))
+
+    def _restart_on_rewind(self, frame: _Frame) -> bool:
+        """A stamp older than the last frame's (a bag replayed again): reset and go on."""
+        if not self._recent or frame.stamp_ns >= self._recent[-1].stamp_ns:
+            return False
+        self.get_logger().warn("image stamps went back in time (bag restarted?): resetting the "
+                               "tracker; points are lost")
+        self.tracker.reset()
+        self._recent.clear()
+        return True
+
+    def _publish(self, result, frame: _Frame) -> None:
+        threshold = self.get_parameter("visibility_threshold").value
+        visible = result.visible if threshold == self.tracker.options.visibility_threshold \
+            else result.visibility > threshold
+        self.tracks_pub.publish(pack_tracks(
+            ids=result.ids, x=result.xy[:, 0], y=result.xy[:, 1], visible=visible,
+            visibility=result.visibility, width=result.width, height=result.height,
+            header=frame.header))
+        if self._draw and self.get_parameter("overlay").value \
+                and self.overlay_pub.get_subscription_count() > 0:
+            drawn = self._draw(frame.rgb, result.ids, result.xy, visible)
+            self.overlay_pub.publish(numpy_to_image(drawn, "rgb8", header=frame.header))
+        if self._features is not None:
+            self.features_pub.publish(self._features.build(
+                frame.header, frame.stamp_ns * 1e-9, result.ids, result.xy, visible))
+        self.stats.frame_processed(result.timings.total,
+                                   1e3 * (time.perf_counter() - frame.received), len(result.ids))
+
+    def _on_error(self, exc: Exception) -> None:
+        self.get_logger().error(f"tracking failed on a frame: {exc!r}", throttle_duration_sec=5.0)
+
+    def close(self) -> None:
+        """Stop the worker thread (after its current frame) and destroy the node; idempotent."""
+        self.worker.stop()
+        if not self._closed:
+            self._closed = True
+            self.destroy_node()
+
+
+@dataclass(frozen=True)
+class TrackerInfo:
+    """What the node tells about its model (log line, diagnostics)."""
+
+    device: str
+    summary: str
+
+
+def load_tracker(p) -> tuple[object, TrackerInfo]:
+    """Build the OnlineTracker the parameters describe.
+
+    Raises:
+        TrackerError: missing or mismatched checkpoint, bad device or options.
+    """
+    import os
+
+    import torch
+
+    from taptr_ros.model.checkpoint import CheckpointError, load_checkpoint, load_official
+    from taptr_ros.model.config import ConfigError, preset
+    from taptr_ros.model.taptr import TAPTRv2
+    from taptr_ros.tracking.errors import ModelLoadError
+    from taptr_ros.tracking.options import TrackerOptions
+    from taptr_ros.tracking.tracker import OnlineTracker
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if p.device == "auto" else p.device
+    if p.cpu_threads:
+        torch.set_num_threads(p.cpu_threads)
+    path = p.checkpoint
+    if path == "default":
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "models", "default.pt")
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"checkpoint {path!r} does not exist: set the checkpoint parameter "
+                             "to a model file")
+    try:
+        if p.preset:
+            model = TAPTRv2(preset(p.preset))
+            load_official(model, path)
+        else:
+            model = load_checkpoint(path).model
+        if p.input_hw:
+            state = model.state_dict()
+            model = TAPTRv2(model.config.replace(input_hw=p.input_hw))
+            model.load_state_dict(state)
+    except (CheckpointError, ConfigError) as exc:
+        raise ModelLoadError(f"checkpoint {path!r}: {exc}") from exc
+    options = TrackerOptions(window=p.window_size or None, stride=p.window_stride or None,
+                             mode=p.mode, max_points=p.max_points, pad_queries_to=p.pad_queries_to,
+                             visibility_threshold=p.visibility_threshold, bgr=p.bgr)
+    try:
+        tracker = OnlineTracker(model, options, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise ModelLoadError(f"cannot put the model on device {device!r}: {exc}") from exc
+    return tracker, TrackerInfo(device=str(tracker.device),
+                                summary=f"{model.config.name} from {path}")
+
+
+def _overlay_drawer(logger):
+    """taptr_ros.data.video.draw_tracks, or None (overlay off) if that module is missing."""
+    try:
+        from taptr_ros.data.video import draw_tracks
+    except ImportError as exc:
+        logger.warn(f"~/overlay disabled: cannot import draw_tracks ({exc})")
+        return None
+    return draw_tracks
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``taptr-tracker``: run the node until SIGINT; 1 if it cannot start."""
+    rclpy.init(args=args)  # returns None before Kilted: no `with rclpy.init()`
+    node = None
+    try:
+        try:
+            node = TrackerNode()
+        except StartupError as exc:
+            rclpy.logging.get_logger("taptr_tracker").fatal(f"cannot start: {exc}")
+            return 1
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        _shut_down(node)
+    return 0
+
+
+def _shut_down(node: TrackerNode | None) -> None:
+    """Close the node and shut rclpy down. The SIGINT that ended spin() may raise its
+    KeyboardInterrupt only now: the steps are idempotent and simply run again."""
+    for _ in range(3):
+        try:
+            if node is not None:
+                node.close()
+            rclpy.try_shutdown()
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
