@@ -1,0 +1,57 @@
+"""``taptr train``: train a TAPTRv2 preset (see `taptr_ros.train.loop`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from taptr_ros.model.config import PRESETS, preset
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a preset on synthetic clips or a TAP-Vid pickle",
+        description="Train a TAPTRv2 preset. Writes OUT/train.csv, OUT/val.csv, OUT/curves.png, "
+                    "OUT/last.pt (resumable, every --checkpoint-every s) and OUT/best.pt (best EMA "
+                    "model by validation AJ). Multi-process: torchrun --nproc_per_node K -m "
+                    "taptr_ros.cli train ... (gloo on CPU, nccl on CUDA).")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="network preset (default small)")
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps in total (default 1000)")
+    p.add_argument("--batch", type=int, default=1, help="clips per process per step (default 1)")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    p.add_argument("--points", type=int, default=32, help="tracks per clip (default 32)")
+    p.add_argument("--size", type=int, default=None, help="network input side in px (default: the preset's)")
+    p.add_argument("--out", required=True, help="run directory (e.g. runs/small)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--lr", type=float, default=2e-4, help="AdamW rate (default 2e-4, official)")
+    p.add_argument("--backbone-lr", type=float, default=1e-4,
+                   help="AdamW rate of the ResNet (default 1e-4: trained from scratch)")
+    p.add_argument("--ema-decay", type=float, default=0.995, help="EMA decay (official 0.9997; 0 = off)")
+    p.add_argument("--clip-norm", type=float, default=0.1, help="gradient clipping norm (official 0.1)")
+    p.add_argument("--warmup", type=int, default=50, help="warm-up steps (default 50)")
+    p.add_argument("--visible-only", action="store_true",
+                   help="supervise positions only where visible (TAPTRv3) instead of the v2 rule")
+    p.add_argument("--seed", type=int, default=0, help="data and init seed (< 1000000)")
+    p.add_argument("--data", default="synthetic", help="'synthetic' or a TAP-Vid pickle path")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0 = default)")
+    p.add_argument("--val-every", type=int, default=100, help="steps between validations (0 = never)")
+    p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between last.pt saves")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from taptr_ros.train.loop import TrainConfig, train
+
+    overrides = {"input_hw": (args.size, args.size)} if args.size else {}
+    net = preset(args.preset, **overrides)
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, points=args.points,
+                      lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
+                      clip_norm=args.clip_norm, warmup=args.warmup, visible_only=args.visible_only,
+                      seed=args.seed, data=args.data, threads=args.threads, val_every=args.val_every,
+                      checkpoint_every_s=args.checkpoint_every)
+    summary = train(net, cfg, args.out, device=args.device, resume=args.resume,
+                    progress=not args.no_progress)
+    print(json.dumps(summary, indent=1))
+    return 0
