@@ -8,7 +8,7 @@ code reads videos as RGB; whether the released weights expect RGB is not verifie
 
 Coordinates: pixel (0, 0) is the centre of the top-left pixel; normalised = pixel / (W-1, H-1)
 of the image the pixels refer to (official ``compensate_HW_ratio`` rule; the official eval maps
-back with the same factors). Normalised coordinates are resolution independent, so points given
+back with the same factors, while the official demo multiplies by (W, H): we use (W-1, H-1)). Normalised coordinates are resolution independent, so points given
 in camera pixels are normalised with the camera image's size, not the network input's.
 """
 

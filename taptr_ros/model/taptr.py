@@ -114,6 +114,7 @@ class TAPTRv2(nn.Module):
             content: (N, C) f0 = Linear(concat of the nL level samples).
             ref: (N, 4) (logit x, logit y, logit w0, logit h0) with w0 = h0 = config.init_wh.
         """
+        # The paper says "an MLP"; the official model is a single Linear(nL*C -> C).
         content = self.query_init(self.sample_query_features(memory, xy_norm).flatten(1))
         wh = torch.full_like(xy_norm, self.config.init_wh)
         ref = inverse_sigmoid(torch.cat((xy_norm, wh), -1).to(content.dtype), self.config.logit_eps)
@@ -191,6 +192,10 @@ def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: T
     every later frame (`windowing.commit_window`). Frames at or before a point's start keep its
     query position and logits [0, 1, 0]. Memory is encoded lazily (window frames plus start
     frames), so long videos do not hold every frame's memory.
+
+    The points are decoded exactly as given. The official eval and demo pad the queries to
+    800 with random points (spatial self-attention mixes all points of a frame, so padding
+    changes the real points' results); pad before calling to reproduce that.
 
     Args:
         model: the network (its device and dtype are used).

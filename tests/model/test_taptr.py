@@ -103,3 +103,19 @@ def test_content_propagation_gap(tiny_model):
         track_video(tiny_model, frames, xy, qt, content_propagation_gap=0)
     with pytest.raises(ValueError, match="query_t"):
         track_video(tiny_model, frames, xy, torch.tensor([0, 16]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu(make_model):
+    cpu = make_model("tiny")
+    gpu = make_model("tiny").cuda()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    frames = video(cpu, 9)
+    xy, qt = torch.tensor([[0.3, 0.4], [0.6, 0.5]]), torch.tensor([0, 2])
+    with torch.no_grad():
+        a = track_video(cpu, frames, xy, qt)
+        b = track_video(gpu, frames.cuda(), xy.cuda(), qt.cuda())
+    assert b.boxes.is_cuda
+    torch.testing.assert_close(b.boxes.cpu(), a.boxes, atol=1e-4, rtol=0)
+    torch.testing.assert_close(b.vis_logits.cpu(), a.vis_logits, atol=1e-4, rtol=1e-4)
