@@ -112,6 +112,9 @@ def _register_play(commands: argparse._SubParsersAction) -> None:
                       help="TAP-Vid query mode (live: first only)")
     play.add_argument("--points", metavar="'x,y;x,y'", help="track these pixels from frame 0 (no ground truth)")
     play.add_argument("--grid", type=int, metavar="N", help="track an N x N grid from frame 0 (no ground truth)")
+    play.add_argument("--sync", action="store_true",
+                      help="publish each frame only after the tracker answered the previous one (no drops; the "
+                           "numbers then equal `taptr bag eval`'s); --rate is ignored")
     play.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     play.add_argument("--wait", type=float, default=30.0, metavar="S",
                       help="seconds to wait for the tracker's services (default: 30)")
@@ -249,7 +252,7 @@ def run_play(args: argparse.Namespace) -> int:
     options = PlayOptions(rate=args.rate, image_topic=args.image_topic, publish_topic=args.publish_topic,
                           tracker=args.tracker, ground_truth=args.gt, gt_video=args.gt_video,
                           use_ground_truth=not args.no_gt, points=points, grid=args.grid,
-                          clock=not args.no_clock, wait_s=args.wait, start_node=args.start_node,
+                          clock=not args.no_clock, wait_s=args.wait, sync=args.sync, start_node=args.start_node,
                           checkpoint=args.checkpoint, device=args.device, node_args=tuple(args.node_arg))
     try:
         result = play_bag(args.bag, options, out_dir=args.out, log=lambda text: print(text, file=sys.stderr))
