@@ -166,3 +166,70 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# --- node tests (tests/ros/test_node_*.py) -------------------------------------------------
+
+
+def _spawn(args: list[str], env: dict[str, str] | None, log_path: Path,
+           cwd: Path | str) -> NodeProcess:
+    """Start a child like ``start_process`` does (own session, output to ``log_path``)."""
+    args = [sys.executable, *args[1:]] if args and args[0] == "python" else list(args)
+    child_env = dict(os.environ)
+    child_env["PYTHONUNBUFFERED"] = "1"
+    child_env.update(env or {})
+    with open(log_path, "wb") as log:
+        popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                                 cwd=cwd, start_new_session=True)
+    return NodeProcess(popen, log_path, args)
+
+
+@pytest.fixture(scope="module")
+def start_module_process(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+                         ) -> Iterator[Callable[..., NodeProcess]]:
+    """``start_process`` for a process shared by the tests of one module.
+
+    Stopped (SIGINT, then SIGKILL) when the module ends; if any test failed meanwhile, the
+    tail of each process's output is printed.
+    """
+    log_dir = tmp_path_factory.mktemp("processes")
+    started: list[NodeProcess] = []
+    failed_before = request.session.testsfailed
+
+    def start(args: list[str], *, env: dict[str, str] | None = None, name: str = "process",
+              cwd: Path | str = REPO_ROOT) -> NodeProcess:
+        process = _spawn(args, env, log_dir / f"{name}-{len(started)}.log", cwd)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    if request.session.testsfailed > failed_before:
+        for process in started:
+            print(f"--- {' '.join(process.args)} (rc {process.popen.returncode}) ---")
+            print(process.output()[-6000:])
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A taptr_ros checkpoint of the ``tiny`` preset with seeded random weights."""
+    import torch
+
+    from taptr_ros.model.checkpoint import save_checkpoint
+    from taptr_ros.model.config import preset
+    from taptr_ros.model.taptr import TAPTRv2
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny.pt"
+    save_checkpoint(path, TAPTRv2(preset("tiny")), metadata={"note": "random weights, tests"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tracker_executable() -> Path:
+    """The venv's ``taptr-tracker`` console script (the node as users start it)."""
+    path = Path(sys.executable).parent / "taptr-tracker"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make setup` (pip install -e . creates it)")
+    return path

@@ -17,10 +17,13 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
 from geometry_msgs.msg import Point, PointStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, PointCloud
 from std_msgs.msg import Header
@@ -86,6 +89,7 @@ class TrackerClient:
         self.add_client = n.create_client(AddPoints, f"{tracker}/add_points")
         self.remove_client = n.create_client(RemovePoints, f"{tracker}/remove_points")
         self.reset_client = n.create_client(Trigger, f"{tracker}/reset")
+        self.parameters_client = n.create_client(SetParameters, f"{tracker}/set_parameters")
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
         self._spinner = threading.Thread(target=self._spin, name="client-spin", daemon=True)
@@ -195,6 +199,13 @@ class TrackerClient:
     def reset(self, *, timeout: float = 10.0) -> Trigger.Response:
         """Call ``~/reset``."""
         return self._call(self.reset_client, Trigger.Request(), timeout)
+
+    def set_parameter(self, name: str, value: Any, *, timeout: float = 10.0
+                      ) -> SetParametersResult:
+        """``ros2 param set``: returns the node's result (successful, reason)."""
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return self._call(self.parameters_client, request, timeout).results[0]
 
     def close(self) -> None:
         """Stop spinning, destroy the node, shut the context down."""

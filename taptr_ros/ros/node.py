@@ -68,7 +68,7 @@ class TrackerNode(Node):
         except (InvalidParameterValueException, InvalidParameterTypeException,
                 TrackerError) as exc:
             self.destroy_node()
-            raise StartupError(str(exc)) from exc
+            raise StartupError(_one_line(str(exc))) from exc
         p = self.params
         self.stats = NodeStats()
         self._recent: collections.deque[_Frame] = collections.deque(
@@ -271,6 +271,10 @@ def load_tracker(p) -> tuple[object, TrackerInfo]:
             model.load_state_dict(state)
     except (CheckpointError, ConfigError) as exc:
         raise ModelLoadError(f"checkpoint {path!r}: {exc}") from exc
+    if p.precision != "fp32":
+        if p.precision == "fp16" and not device.startswith("cuda"):
+            raise ModelLoadError("precision fp16 needs a CUDA device: use bf16 or fp32 on the CPU")
+        model = model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[p.precision])
     options = TrackerOptions(window=p.window_size or None, stride=p.window_stride or None,
                              mode=p.mode, max_points=p.max_points, pad_queries_to=p.pad_queries_to,
                              visibility_threshold=p.visibility_threshold, bgr=p.bgr)
@@ -280,6 +284,12 @@ def load_tracker(p) -> tuple[object, TrackerInfo]:
         raise ModelLoadError(f"cannot put the model on device {device!r}: {exc}") from exc
     return tracker, TrackerInfo(device=str(tracker.device),
                                 summary=f"{model.config.name} from {path}")
+
+
+def _one_line(message: str, width: int = 160) -> str:
+    """A multi-line error (e.g. a checkpoint's key listing) as one log line of short parts."""
+    parts = [line.strip() for line in message.splitlines() if line.strip()]
+    return " | ".join(part if len(part) <= width else part[:width] + " ..." for part in parts)
 
 
 def _overlay_drawer(logger):

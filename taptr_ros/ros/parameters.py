@@ -65,7 +65,8 @@ SPECS: tuple[Spec, ...] = (
          choices=PRESET_CHOICES),
     Spec("device", "auto", "Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N.",
          constraints="auto | cpu | cuda | cuda:N"),
-    Spec("precision", "fp32", "Inference precision; fp16/bf16 use autocast (fp16 needs CUDA).",
+    Spec("precision", "fp32", "Inference precision: the network's weights and activations in this dtype "
+         "(fp16 needs CUDA).",
          choices=("fp32", "fp16", "bf16")),
     Spec("input_height", 0, "Network input height in pixels (frames are resized to it); "
          "0 = the preset's.", int_range=(0, 4096), constraints="0 or >= 32"),
