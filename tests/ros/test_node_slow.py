@@ -1,0 +1,121 @@
+"""A slow model under a 30 Hz camera: services answer at once, frames are dropped, no queue.
+
+The node runs with ``debug_delay_ms`` (a documented testing parameter: the worker sleeps that
+long after each inference), so one frame takes > 0.6 s while frames arrive every 33 ms. A
+design that inferred in the image callback, or let a service wait for the frame in progress,
+or queued frames, fails here: service round trips would take ~0.6 s, and the tracks would lag
+further and further behind the camera.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from taptr_ros.data.video import read_video
+from taptr_ros.ros.client import TrackerClient
+from taptr_ros.ros.diagnostics import diagnostics_values
+from taptr_ros.ros.services import stamp_to_ns
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "/t_slow"
+DELAY_MS = 600
+RATE_HZ = 30.0
+DURATION_S = 5.0
+
+
+@pytest.fixture
+def slow_node(start_process, tiny_checkpoint, tracker_executable):
+    # Default QoS (sensor data, best effort) on half-size frames: 256x192 images stay below
+    # Fast DDS's shared-memory segment, so best effort does not lose them on localhost.
+    return start_process([
+        str(tracker_executable), "--ros-args", "--params-file", "config/tracker.yaml",
+        "-p", f"checkpoint:={tiny_checkpoint}", "-p", f"debug_delay_ms:={DELAY_MS}",
+        "-p", "diagnostics_period:=0.5", "-r", f"__ns:={NS}", "-r", "image:=/slow/image",
+    ], name="slow_tracker")
+
+
+def test_slow_model_drops_frames_and_keeps_answering(slow_node) -> None:
+    frames, _ = read_video(REPO / "media" / "trackon_sample.mp4", max_frames=30)
+    frames = frames[:, ::2, ::2].copy()
+    client = TrackerClient(tracker=f"{NS}/taptr_tracker", image_topic="/slow/image",
+                           diagnostics=True, node_name="slow_client")
+    try:
+        client.wait_until_ready(120, is_alive=lambda: slow_node.popen.poll() is None)
+        sent: dict[int, float] = {}
+        stop = threading.Event()
+
+        def camera() -> None:  # 30 Hz, on its own thread, like a driver
+            period, start, i = 1.0 / RATE_HZ, time.perf_counter(), 0
+            while not stop.is_set():
+                stamp = 1_000_000_000 + i * 33_333_333
+                sent[stamp] = client.publish_frame(frames[i % len(frames)], stamp)
+                i += 1
+                time.sleep(max(0.0, start + i * period - time.perf_counter()))
+
+        thread = threading.Thread(target=camera, daemon=True)
+        thread.start()
+        try:
+            assert client.wait_for(lambda: bool(client.snapshot(client.tracks)), 20), \
+                "no tracks at all"
+            response = client.add_points([20.0, 100.0, 200.0], [20.0, 100.0, 150.0])
+            assert response.success, response.message
+            round_trips, next_id = [], int(max(response.ids)) + 1
+            t_end = time.perf_counter() + DURATION_S
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                added = client.add_points([50.0], [60.0], timeout=5.0)
+                t1 = time.perf_counter()
+                removed = client.remove_points([int(added.ids[0])], timeout=5.0)
+                t2 = time.perf_counter()
+                bad = client.add_points([float("nan")], [1.0], timeout=5.0)
+                round_trips += [t1 - t0, t2 - t1, time.perf_counter() - t2]
+                assert added.success and removed.success and not bad.success
+                assert int(added.ids[0]) == next_id
+                next_id += 1
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join()
+        stopped = time.perf_counter()
+        published = len(sent)
+
+        # Services were answered while frames were being inferred (each takes > DELAY_MS).
+        assert statistics.median(round_trips) < 0.1, sorted(round_trips)
+        assert max(round_trips) < DELAY_MS / 1000.0 / 2, sorted(round_trips)
+
+        # No backlog: after the camera stops, at most the frame in progress and the newest
+        # waiting one are still published.
+        time.sleep(3 * DELAY_MS / 1000.0)
+        tracks = client.snapshot(client.tracks)
+        late = [r for r in tracks if r.time > stopped]
+        assert len(late) <= 2, len(late)
+        # Every published tracks message is of a frame at most ~2 inference times old.
+        lags = [r.time - sent[stamp_to_ns(r.msg.header.stamp)] for r in tracks]
+        assert max(lags) < 4 * DELAY_MS / 1000.0, lags
+        assert len(tracks) < published / 5  # most frames were dropped, not queued
+
+        # The node counted the dropped frames: every received frame was tracked or dropped
+        # (one may still have been waiting when the last diagnostics went out).
+        def settled() -> dict[str, str]:
+            received = client.snapshot(client.diagnostics)
+            return diagnostics_values(received[-1].msg) if received else {}
+
+        assert client.wait_for(lambda: int(settled().get("frames_processed", 0)) == len(tracks), 5)
+        values = settled()
+        received, processed = int(values["frames_received"]), int(values["frames_processed"])
+        dropped = int(values["frames_dropped"])
+        assert received >= 0.8 * published, (received, published)
+        assert dropped > 0.7 * received, values
+        assert received - processed - dropped in (0, 1), values
+        assert slow_node.popen.poll() is None
+        print(f"published {published} frames at {RATE_HZ:.0f} Hz, received {received}, tracked "
+              f"{processed}, dropped {dropped}; service round trips median "
+              f"{1e3 * statistics.median(round_trips):.1f} ms, max {1e3 * max(round_trips):.1f} ms "
+              f"({len(round_trips)} calls); tracks lag max {max(lags):.2f} s")
+    finally:
+        client.close()
