@@ -11,6 +11,9 @@ x first):
   each point's start frame; ref = (logit x, logit y, 0, 0) in logit space.
 * ``decode_window(window_memory (W, L, C), content_in (W, N, C), ref_in (W, N, 4),
   init_content (N, C), tracked (W, N), update (W, N)) -> WindowOutput``
+  (optionally ``memory_kv=project_memory(...)`` cached per frame instead of window_memory).
+* after a window: ``windowing.commit_window(Trajectory, first, WindowOutput, update, copy_tail=,
+  copy_content=)``; masks from ``windowing.point_masks(query_t, first, last)``.
 * ``track_video(model, video (T,3,H,W), query_xy_norm (N,2), query_t (N,)) -> TrackResult``
   (offline reference, official windowing; see `taptr_ros.model.windowing`).
 """
