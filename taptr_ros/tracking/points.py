@@ -82,11 +82,11 @@ class PointRegistry:
         Raises:
             ValueError: not enough free rows, or an id already present / not above the others.
         """
-        if len(ids) > len(self._free):
-            raise ValueError(f"{len(ids)} points do not fit: {len(self._free)} free rows")
         if ids and (any(i in self._row_of for i in ids) or ids != sorted(ids)
                     or (self._row_of and ids[0] <= next(reversed(self._row_of)))):
             raise ValueError(f"ids {ids} must be new and above every registered id")
+        if len(ids) > len(self._free):
+            raise ValueError(f"{len(ids)} points do not fit: {len(self._free)} free rows")
         rows_list = [heapq.heappop(self._free) for _ in ids]
         rows = torch.tensor(rows_list, dtype=torch.long, device=self.start.device)
         vis0 = initial_vis_logits(len(ids), self.vis.shape[-1], device=self.vis.device, dtype=self.vis.dtype)
