@@ -158,11 +158,15 @@ class _Recorder:
             return len(self.arrivals)
 
     def wait_frame(self, k: int, timeout: float) -> bool:
+        """True once frame k is answered; False after ``timeout`` s or once a later frame is answered
+        (the node processes frames in order, newest first: k was dropped)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll()
             if k in self.arrivals:
                 return True
+            if self.arrivals and max(self.arrivals) > k:
+                return False
             time.sleep(0.002)
         return False
 
@@ -335,7 +339,7 @@ def _play(bag: Path, topic: str, msgtype: str, publish_topic: str, stamps: np.nd
         if not options.sync:
             adder.jobs.put(None)
             adder.thread.join()
-        client.wait_for(lambda: recorder.poll() >= T, options.drain_s, 0.01)
+        recorder.wait_frame(T - 1, options.drain_s)  # the newest frame is the one never dropped
         recorder.poll()
         if node is not None and node.poll() is not None:
             raise BagError(f"taptr_tracker exited with code {node.returncode} during the replay; see its log")
