@@ -76,6 +76,12 @@ def _register_eval(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-fb", dest="forward_backward", action="store_false",
                     help="skip forward-backward consistency without ground truth")
     _engine_arguments(ev)
+    ev.add_argument("--preset", help="network preset of an official checkpoint (taptrv2)")
+    ev.add_argument("--mode", choices=["immediate", "committed"], default="immediate",
+                    help="engine mode, as the node's 'mode' parameter (default: immediate)")
+    ev.add_argument("--independent-points", action="store_true",
+                    help="decode every query alone (the TAP-Vid protocol of `taptr eval tapvid`); default: "
+                         "points decoded together, as the node does")
     ev.add_argument("--storage", choices=STORAGES, default="sqlite3", help="result bag storage (default: sqlite3)")
     ev.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     ev.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
@@ -155,14 +161,6 @@ def run_make(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def run_eval(args: argparse.Namespace) -> int:
     """``taptr bag eval``; returns the exit code."""
     from tqdm import tqdm
@@ -187,11 +185,12 @@ def run_eval(args: argparse.Namespace) -> int:
             reader.image_topic(args.image_topic)
     except BagError as error:
         return _fail("eval", error)
-    device = _device(args.device)
     try:
         from taptr_ros.eval.bag_engine import make_engine_factory
+        from taptr_ros.tracking.options import TrackerOptions
 
-        factory, meta = make_engine_factory(args.checkpoint, device)
+        engine_options = TrackerOptions(mode=args.mode, independent_points=args.independent_points)
+        factory, meta = make_engine_factory(args.checkpoint, args.device, preset=args.preset, options=engine_options)
     except ImportError as error:
         return _fail("eval", ImportError(f"the online engine cannot be imported ({error})"), 2)
     except Exception as error:  # noqa: BLE001 - the engine's errors (checkpoint, device) carry their fix

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import numpy as np
@@ -165,10 +165,14 @@ def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray
         record(results)
         rows = by_frame.get(k)
         if rows is not None and len(rows):
-            ids = _added_ids(engine.add_points(queries[rows, 1:].copy(), key), len(rows))
+            # the engine refuses points outside the frame; TAP-Vid pixels (points * (W, H)) can
+            # reach W and H: clipped, as the TAP-Vid engine tracker clips them
+            xy = np.clip(queries[rows, 1:], 0, [image.width - 1, image.height - 1])
+            ids = _added_ids(engine.add_points(xy, key), len(rows))
             order = np.argsort(np.concatenate([id_keys, ids]), kind="stable")
             id_keys = np.concatenate([id_keys, ids])[order]
             id_rows = np.concatenate([id_rows, rows])[order]
+            tracks[rows, k] = xy
             occluded[rows, k] = False
             visibility[rows, k] = 1.0
         count = k + 1
@@ -186,75 +190,71 @@ def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray
     return LockstepRun(tracks, occluded, visibility, push_seconds, stamps)
 
 
-def merge_backward(forward: LockstepRun, backward: LockstepRun, query_frames: np.ndarray) -> LockstepRun:
-    """Strided-mode predictions: frames after (and at) each query from the forward run, frames
-    before it from the backward run (whose frame order is reversed)."""
-    T = forward.tracks.shape[1]
-    before = np.arange(T)[None, :] < np.rint(query_frames).astype(np.int64)[:, None]
-    reverse = slice(None, None, -1)
-    tracks = np.where(before[..., None], backward.tracks[:, reverse], forward.tracks)
-    occluded = np.where(before, backward.occluded[:, reverse], forward.occluded)
-    visibility = np.where(before, backward.visibility[:, reverse], forward.visibility)
-    return LockstepRun(tracks, occluded, visibility, forward.push_seconds + backward.push_seconds[reverse],
-                       forward.stamps_ns)
+def merge_backward(forward: LockstepRun, backward: LockstepRun, rows: np.ndarray, query_frames: np.ndarray,
+                   last: int) -> LockstepRun:
+    """Strided-mode predictions, as :mod:`taptr_ros.eval.engine_tracker` makes them: frames at and
+    after each query from the forward run; frames before it, for the queries ``rows`` (those with
+    a query frame > 0), from the backward run over video frames ``last, last - 1, ..., 0`` (local
+    frame l = video frame last - l)."""
+    tracks, occluded = forward.tracks.copy(), forward.occluded.copy()
+    visibility = forward.visibility.copy()
+    qt = np.rint(query_frames[rows]).astype(np.int64)
+    for local_row, (row, q) in enumerate(zip(rows, qt)):
+        frames = np.arange(q)  # video frames before the query: local last - f
+        tracks[row, frames] = backward.tracks[local_row, last - frames]
+        occluded[row, frames] = backward.occluded[local_row, last - frames]
+        visibility[row, frames] = backward.visibility[local_row, last - frames]
+    seconds = forward.push_seconds.copy()
+    seconds[: last + 1] += backward.push_seconds[::-1]
+    return LockstepRun(tracks, occluded, visibility, seconds, forward.stamps_ns)
 
 
-def reverse_queries(queries: np.ndarray, num_frames: int) -> np.ndarray:
-    """(M, 3) queries with frame t mapped to num_frames - 1 - t (for a pass over reversed frames)."""
-    out = np.array(queries, np.float64, copy=True).reshape(-1, 3)
-    out[:, 0] = num_frames - 1 - out[:, 0]
-    return out
+def backward_queries(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rows, local queries, last): the queries with a frame > 0, their frames mapped to
+    ``last - t`` for a pass over video frames ``last..0``, ``last`` = their latest frame."""
+    queries = np.asarray(queries, np.float64).reshape(-1, 3)
+    rows = np.flatnonzero(np.rint(queries[:, 0]) > 0)
+    if not len(rows):
+        return rows, np.zeros((0, 3)), 0
+    last = int(np.rint(queries[rows, 0]).max())
+    local = queries[rows].copy()
+    local[:, 0] = last - np.rint(local[:, 0])
+    return rows, local, last
 
 
-def reversed_frames(frames: Sequence[BagImage]) -> list[BagImage]:
-    """The frames in reverse order (their stamps and indices unchanged)."""
-    return list(frames)[::-1]
-
-
-def default_checkpoint() -> str:
-    """The shipped model's path (``models/default.pt`` at the repository root), as the node resolves 'default'."""
-    from pathlib import Path
-
-    return str(Path(__file__).resolve().parents[2] / "models" / "default.pt")
-
-
-def make_engine_factory(checkpoint: str, device: str, *, options: Any = None) -> tuple[EngineFactory, dict[str, Any]]:
+def make_engine_factory(checkpoint: str, device: str, *, preset: str | None = None,
+                        options: Any = None) -> tuple[EngineFactory, dict[str, Any]]:
     """The node's engine: the checkpoint's network, loaded once, in a fresh ``OnlineTracker`` per call.
 
     Args:
-        checkpoint: a taptr_ros checkpoint path, or ``"default"`` (the shipped model).
-        device: torch device (``cpu``, ``cuda``, ...).
+        checkpoint: a checkpoint path, or ``"default"`` (see :mod:`taptr_ros.tracking.factory`).
+        device: torch device (``auto``, ``cpu``, ``cuda``, ...).
+        preset: preset of an official checkpoint (see :func:`taptr_ros.tracking.factory.load_model`).
         options: :class:`taptr_ros.tracking.options.TrackerOptions`; None = the defaults, which are
-            the node's parameter defaults (immediate mode, threshold of the config, no padding).
-            ``max_points`` is raised to the number of queries when that is larger.
+            the node's parameter defaults (immediate mode, threshold of the config, no padding,
+            points decoded together). ``independent_points=True`` is the TAP-Vid protocol of
+            ``taptr eval tapvid``. ``max_points`` is raised to the number of queries.
 
     Returns:
         (factory, meta): ``factory(num_points)`` -> OnlineTracker; meta describes the engine for reports.
 
     Raises:
-        taptr_ros.tracking.errors.ModelLoadError: missing or unreadable checkpoint.
+        taptr_ros.tracking.errors.ModelLoadError: missing or unreadable checkpoint, bad device.
     """
     import dataclasses as dc
-    import os
 
-    from taptr_ros.model.checkpoint import CheckpointError, load_checkpoint
-    from taptr_ros.tracking.errors import ModelLoadError
+    from taptr_ros.tracking.factory import load_model, resolve_checkpoint
     from taptr_ros.tracking.options import TrackerOptions
     from taptr_ros.tracking.tracker import OnlineTracker
 
-    path = default_checkpoint() if checkpoint == "default" else checkpoint
-    if not os.path.isfile(path):
-        raise ModelLoadError(f"checkpoint {path!r} does not exist: pass --checkpoint with a model file")
-    try:
-        model = load_checkpoint(path, device=device).model
-    except CheckpointError as error:
-        raise ModelLoadError(f"checkpoint {path!r}: {error}") from error
+    model = load_model(checkpoint, preset=preset, device=device)
     base = options or TrackerOptions()
 
     def factory(num_points: int) -> Engine:
-        return OnlineTracker(model, dc.replace(base, max_points=max(base.max_points, int(num_points), 1)),
-                             device=device)
+        return OnlineTracker(model, dc.replace(base, max_points=max(base.max_points, int(num_points), 1)))
 
-    meta = {"tracker": "taptr", "checkpoint": checkpoint, "checkpoint_path": path, "device": device,
-            "preset": model.config.name, "engine_options": dc.asdict(base.resolved(model.config))}
+    resolved = base.resolved(model.config)
+    meta = {"tracker": "taptr", "checkpoint": checkpoint, "checkpoint_path": str(resolve_checkpoint(checkpoint)),
+            "device": str(next(model.parameters()).device), "preset": model.config.name,
+            "engine_options": {k: v for k, v in dc.asdict(resolved).items() if k != "max_points"}}
     return factory, meta

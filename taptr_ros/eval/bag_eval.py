@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from taptr_ros.eval.bag_engine import (EngineFactory, FrameTracks, LockstepRun, merge_backward, reverse_queries,
+from taptr_ros.eval.bag_engine import (EngineFactory, FrameTracks, LockstepRun, backward_queries, merge_backward,
                                        run_lockstep)
 from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError, BagWriteError
 from taptr_ros.eval.bag_io import (GROUND_TRUTH_TOPIC, QUERIES_FILE, RESULT_TOPIC, TRACKS_TYPE, BagImage, BagReader,
@@ -117,15 +117,18 @@ class _Frames:
                 self.tick()
                 yield image
 
-    def backward(self) -> Iterator[BagImage]:
-        """Frames in reverse order, stamped with mirrored, increasing stamps (an engine may refuse
-        stamps that go back in time)."""
+    def backward(self, last: int | None = None) -> Iterator[BagImage]:
+        """Frames ``last`` (default: the final one) down to 0, stamped with mirrored, increasing
+        stamps (the engine refuses stamps that go back in time)."""
         if len(self.images) != self.T:
             raise BagError("internal: the backward pass needs the forward pass's frames")
-        first, last = self.images[0].stamp_ns, self.images[-1].stamp_ns
-        for image in reversed(self.images):
+        last = self.T - 1 if last is None else last
+        first, top = self.images[0].stamp_ns, self.images[last].stamp_ns
+        for image in reversed(self.images[: last + 1]):
             self.tick()
-            yield dataclasses.replace(image, stamp_ns=first + (last - image.stamp_ns))
+            yield dataclasses.replace(image, stamp_ns=first + (top - image.stamp_ns))
+        for _ in range(self.T - 1 - last):  # progress counts whole passes
+            self.tick()
 
 
 class _Outputs:
@@ -272,10 +275,11 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
                 forward = run_lockstep(frames.forward(), engine_factory(len(queries)), queries, T, on_frame=outputs.frame,
                                        stamp=stamp)
                 runs["forward"] = forward
-                if strided:
-                    backward = run_lockstep(frames.backward(), engine_factory(len(queries)), reverse_queries(queries, T), T,
+                rows, local, last = backward_queries(queries)
+                if strided and len(rows):
+                    backward = run_lockstep(frames.backward(last), engine_factory(len(rows)), local, last + 1,
                                             stamp=stamp)
-                    return merge_backward(forward, backward, queries[:, 0])
+                    return merge_backward(forward, backward, rows, queries[:, 0], last)
                 return forward
 
             if truth is not None:

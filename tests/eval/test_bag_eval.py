@@ -232,12 +232,21 @@ def test_cli_eval_on_a_video_bag(folder, checkpoint, capsys):
     assert metrics["queries_source"] == "sidecar 'points' queries"
 
 
-def test_same_numbers_as_taptr_eval_tapvid_through_the_engine_tracker(baseline, pickle_path, checkpoint):
-    """The brief's criterion against the eval room's own engine tracker, once it exists."""
-    engine_tracker = pytest.importorskip("taptr_ros.eval.engine_tracker",
-                                         reason="taptr_ros.eval.engine_tracker not written yet")
-    report = evaluate_dataset(load_tapvid(pickle_path), engine_tracker.make_engine_tracker(str(checkpoint), "cpu"),
-                              "first")
-    ours = _headline(baseline[0].metrics["tapvid"]["overall"])
+@pytest.mark.parametrize("query_mode", ["first", "strided"])
+def test_independent_points_give_the_numbers_of_taptr_eval_tapvid(folder, baseline, pickle_path, checkpoint,
+                                                                  query_mode):
+    """The brief's criterion: with the TAP-Vid protocol (every query decoded alone), a bag made from a
+    sequence scores what `taptr eval tapvid` (runner + engine_tracker) scores on it, to 1e-6."""
+    from taptr_ros.eval.engine_tracker import make_engine_tracker
+    from taptr_ros.tracking.options import TrackerOptions
+
+    factory, meta = make_engine_factory(str(checkpoint), "cpu", options=TrackerOptions(independent_points=True))
+    ours = evaluate_bag(folder / "plain", folder / f"independent_{query_mode}", factory,
+                        EvalOptions(query_mode=query_mode, overlay=False, plots=False), meta=meta)
+    report = evaluate_dataset(load_tapvid(pickle_path), make_engine_tracker(str(checkpoint), "cpu"), query_mode)
+    mine = _headline(ours.metrics["tapvid"]["overall"])
+    assert mine.keys() == _headline(report.overall).keys()
     for key, value in _headline(report.overall).items():
-        assert ours[key] == pytest.approx(value, abs=1e-6), key
+        assert mine[key] == pytest.approx(value, abs=1e-6), key
+    if query_mode == "first":  # decoding points alone is another computation than the node's joint decoding
+        assert not np.array_equal(ours.run.tracks, baseline[0].run.tracks)
