@@ -15,6 +15,7 @@ Learning rate: linear warm-up over ``warmup`` steps, then cosine decay to ``lr *
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -150,8 +151,13 @@ def _to(clip: Clip, device: torch.device) -> Clip:
 
 
 def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike, *,
-          device: str | torch.device = "cpu", resume: bool = False, progress: bool = True) -> dict:
-    """Train (or continue) a run in `out_dir`; returns a summary (step, losses, best val AJ).
+          device: str | torch.device = "cpu", resume: bool = False, progress: bool = True,
+          stop_after: int | None = None) -> dict:
+    """Train (or continue) a run in `out_dir`; returns a summary (step, losses, best val AJ,
+    digest of the final weights).
+
+    ``stop_after`` ends this invocation after that many steps (state saved, schedule unchanged),
+    so a run can be split into several resumed pieces.
 
     With ``resume`` and ``OUT/last.pt`` present, the network config, weights, EMA, optimiser,
     step, clip index and RNG states come from it (``net_config`` is then ignored, and `cfg`
@@ -208,7 +214,8 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
                          extra={"best_aj": best_aj, "time_s": elapsed0 + time.time() - t_start})
         plot_run(out)
 
-    while step < cfg.steps:
+    end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    while step < end:
         t0 = time.time()
         factor = lr_factor(step, cfg)
         for group in optimizer.param_groups:
@@ -240,7 +247,7 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
                 train_log.write({"step": step, "clips": clips, "time_s": elapsed0 + time.time() - t_start,
                                  "lr": cfg.lr * factor, **sums, "grad_norm": float(grad_norm),
                                  "step_s": time.time() - t0})
-            if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
+            if cfg.val_every and (step % cfg.val_every == 0 or step == end):
                 metrics = validate(ema.module if ema is not None else model, val_set)
                 val_log.write({"step": step, "time_s": elapsed0 + time.time() - t_start, **metrics})
                 if metrics["aj"] > best_aj:
@@ -254,7 +261,17 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
             t_ckpt = time.time()
     save(final=True)
     bar.close()
-    return {"step": step, "clips": clips, "best_aj": best_aj, **last_terms}
+    return {"step": step, "clips": clips, "best_aj": best_aj, "weights_sha1": weights_digest(model),
+            **last_terms}
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-1 of every parameter and buffer's bytes (equal digests = identical weights)."""
+    h = hashlib.sha1()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _err_px(res: RolloutOutput, clip: Clip, net: TaptrConfig) -> float:

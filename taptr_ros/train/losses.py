@@ -90,7 +90,7 @@ class LossTerms:
     visibility: Tensor
 
     def as_floats(self) -> dict[str, float]:
-        return {k: float(getattr(self, k)) for k in ("total", "location", "location_apu", "visibility")}
+        return {k: float(getattr(self, k).detach()) for k in ("total", "location", "location_apu", "visibility")}
 
 
 def _masked_l1(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:

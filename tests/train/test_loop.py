@@ -1,0 +1,70 @@
+"""Training steps learn, a resumed run continues exactly, exported models load as float32."""
+
+from __future__ import annotations
+
+import torch
+
+from taptr_ros.model.checkpoint import load_checkpoint
+from taptr_ros.model.taptr import TAPTRv2
+from taptr_ros.train.log import read_csv
+from taptr_ros.train.losses import tracking_loss
+from taptr_ros.train.loop import TrainConfig, lr_factor, make_optimizer, train
+from taptr_ros.train.rollout import rollout
+from taptr_ros.train.state import export_model
+
+
+def test_steps_on_a_fixed_clip_reduce_the_loss(clip, tiny):
+    torch.manual_seed(0)
+    model = TAPTRv2(tiny).train()
+    opt = make_optimizer(model, TrainConfig(lr=1e-3, backbone_lr=1e-3))
+    losses = []
+    for _ in range(12):
+        opt.zero_grad()
+        loss = tracking_loss(rollout(model, clip.video, clip.query_xy, clip.query_t),
+                             clip.gt_xy, clip.gt_occluded).total
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert min(losses[-3:]) < 0.7 * losses[0], losses
+
+
+def _cfg(**kw):
+    base = dict(steps=4, frames=8, points=4, warmup=2, val_every=0, threads=1, seed=5, ema_decay=0.9)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_continues_identically(tmp_path, tiny):
+    straight = train(tiny, _cfg(), tmp_path / "a", progress=False)
+    first = train(tiny, _cfg(), tmp_path / "b", progress=False, stop_after=2)
+    assert first["step"] == 2 and first["weights_sha1"] != straight["weights_sha1"]
+    resumed = train(tiny, _cfg(), tmp_path / "b", resume=True, progress=False)
+    assert resumed["step"] == 4 and resumed["clips"] == 4
+    assert resumed["weights_sha1"] == straight["weights_sha1"]
+    # the log of the split run has the same rows as the straight one
+    a, b = read_csv(tmp_path / "a" / "train.csv"), read_csv(tmp_path / "b" / "train.csv")
+    assert [r["total"] for r in a] == [r["total"] for r in b]
+    assert (tmp_path / "b" / "curves.png").stat().st_size > 0
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(steps=100, warmup=10, final_lr_ratio=0.1)
+    assert lr_factor(0, cfg) == 0.1 and lr_factor(9, cfg) == 1.0
+    assert lr_factor(10, cfg) == 1.0 and abs(lr_factor(100, cfg) - 0.1) < 1e-9
+    assert lr_factor(50, cfg) < lr_factor(20, cfg)
+
+
+def test_export_half_loads_float32_with_config(tmp_path, tiny):
+    torch.manual_seed(0)
+    model = TAPTRv2(tiny)
+    size_full = export_model(tmp_path / "f.pt", model, metadata={"step": 7})
+    size_half = export_model(tmp_path / "h.pt", model, half=True)
+    assert size_half < 0.6 * size_full
+    for name, half in (("f.pt", False), ("h.pt", True)):
+        loaded = load_checkpoint(tmp_path / name)
+        assert loaded.config == tiny
+        for key, value in model.state_dict().items():
+            got = loaded.model.state_dict()[key]
+            assert got.dtype == value.dtype
+            want = value.half().float() if half and value.is_floating_point() else value
+            assert torch.equal(got, want), key
+    assert load_checkpoint(tmp_path / "f.pt").metadata["step"] == 7
