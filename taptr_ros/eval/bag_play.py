@@ -28,6 +28,7 @@ import queue
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -265,8 +266,10 @@ def play_bag(bag: str | os.PathLike[str], options: PlayOptions = PlayOptions(), 
         queries, source = _choose_queries(EvalOptions(points=options.points, grid=options.grid), sidecar,
                                           (size_hw[1], size_hw[0]), T)
     publish_topic = options.publish_topic or topic
+    # the node refuses points outside the frame: clipped, as the lockstep replay clips them
+    queries = np.concatenate([queries[:, :1], np.clip(queries[:, 1:], 0, [size_hw[1] - 1, size_hw[0] - 1])], axis=1)
     node = None
-    scratch = Path(out_dir) if out_dir is not None else Path.cwd()
+    scratch = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="taptr_bag_play-"))
     if options.start_node:
         isolate_ros_domain()
         scratch.mkdir(parents=True, exist_ok=True)
