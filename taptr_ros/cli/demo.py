@@ -35,21 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def default_checkpoint() -> Path:
-    """models/default.pt of this repository (or of the installed share/ folder)."""
-    return REPO / "models" / "default.pt"
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print its summary; returns the exit code."""
-    checkpoint = default_checkpoint() if args.checkpoint == "default" else Path(args.checkpoint)
-    if not checkpoint.is_file():
-        if args.checkpoint == "default":
-            print(f"taptr demo: the default model {checkpoint} is missing: it is trained and "
-                  "shipped with the repository (taptr train); pass --checkpoint PATH to use "
-                  "another model", file=sys.stderr)
-        else:
-            print(f"taptr demo: checkpoint {checkpoint} does not exist", file=sys.stderr)
+    from taptr_ros.tracking import ModelLoadError
+    from taptr_ros.tracking.factory import resolve_checkpoint
+
+    try:
+        checkpoint = resolve_checkpoint(args.checkpoint)  # "default" = models/default.pt
+    except ModelLoadError as exc:
+        print(f"taptr demo: {exc}", file=sys.stderr)
         return 1
     if args.grid < 1:
         print(f"taptr demo: --grid must be at least 1, got {args.grid}", file=sys.stderr)

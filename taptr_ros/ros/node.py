@@ -35,6 +35,7 @@ from taptr_ros.ros.features import FeatureCloud
 from taptr_ros.ros.image_conversion import (ImageConversionError, compressed_to_rgb8,
                                             image_to_rgb8, numpy_to_image)
 from taptr_ros.ros.parameters import declare_parameters
+from taptr_ros.ros.tracker_setup import build_tracker
 from taptr_ros.ros.tracks_message import pack_tracks
 from taptr_ros.ros.worker import LatestWorker
 from taptr_ros.srv import AddPoints, RemovePoints
@@ -64,7 +65,7 @@ class TrackerNode(Node):
         super().__init__("taptr_tracker", **kwargs)
         try:
             self.params = declare_parameters(self)
-            self.tracker, self.info = load_tracker(self.params)
+            self.tracker, self.info = build_tracker(self.params)
         except (InvalidParameterValueException, InvalidParameterTypeException,
                 TrackerError) as exc:
             self.destroy_node()
@@ -224,69 +225,7 @@ class TrackerNode(Node):
             self.destroy_node()
 
 
-@dataclass(frozen=True)
-class TrackerInfo:
-    """What the node tells about its model (log line, diagnostics)."""
-
-    device: str
-    summary: str
-
-
-def load_tracker(p) -> tuple[object, TrackerInfo]:
-    """Build the OnlineTracker the parameters describe.
-
-    Raises:
-        TrackerError: missing or mismatched checkpoint, bad device or options.
-    """
-    import os
-
-    import torch
-
-    from taptr_ros.model.checkpoint import CheckpointError, load_checkpoint, load_official
-    from taptr_ros.model.config import ConfigError, preset
-    from taptr_ros.model.taptr import TAPTRv2
-    from taptr_ros.tracking.errors import ModelLoadError
-    from taptr_ros.tracking.options import TrackerOptions
-    from taptr_ros.tracking.tracker import OnlineTracker
-
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if p.device == "auto" else p.device
-    if p.cpu_threads:
-        torch.set_num_threads(p.cpu_threads)
-    path = p.checkpoint
-    if path == "default":
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "models", "default.pt")
-    if not os.path.isfile(path):
-        raise ModelLoadError(f"checkpoint {path!r} does not exist: set the checkpoint parameter "
-                             "to a model file")
-    try:
-        if p.preset:
-            model = TAPTRv2(preset(p.preset))
-            load_official(model, path)
-        else:
-            model = load_checkpoint(path).model
-        if p.input_hw:
-            state = model.state_dict()
-            model = TAPTRv2(model.config.replace(input_hw=p.input_hw))
-            model.load_state_dict(state)
-    except (CheckpointError, ConfigError) as exc:
-        raise ModelLoadError(f"checkpoint {path!r}: {exc}") from exc
-    if p.precision != "fp32":
-        if p.precision == "fp16" and not device.startswith("cuda"):
-            raise ModelLoadError("precision fp16 needs a CUDA device: use bf16 or fp32 on the CPU")
-        model = model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[p.precision])
-    options = TrackerOptions(window=p.window_size or None, stride=p.window_stride or None,
-                             mode=p.mode, max_points=p.max_points, pad_queries_to=p.pad_queries_to,
-                             visibility_threshold=p.visibility_threshold, bgr=p.bgr)
-    try:
-        tracker = OnlineTracker(model, options, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise ModelLoadError(f"cannot put the model on device {device!r}: {exc}") from exc
-    return tracker, TrackerInfo(device=str(tracker.device),
-                                summary=f"{model.config.name} from {path}")
-
-
-def _one_line(message: str, width: int = 160) -> str:
+def _one_line(message: str, width: int = 240) -> str:
     """A multi-line error (e.g. a checkpoint's key listing) as one log line of short parts."""
     parts = [line.strip() for line in message.splitlines() if line.strip()]
     return " | ".join(part if len(part) <= width else part[:width] + " ..." for part in parts)

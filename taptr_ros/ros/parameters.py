@@ -60,8 +60,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("checkpoint", "default",
          "Model weights: 'default' (the shipped small model, models/default.pt), a taptr_ros "
          "checkpoint file, or the official taptrv2.pth (then set preset: taptrv2)."),
-    Spec("preset", "", "Network preset for checkpoints without a stored config (the official "
-         "taptrv2.pth needs 'taptrv2'); empty = the config stored in the checkpoint.",
+    Spec("preset", "", "Network preset: for the official taptrv2.pth the network to load it "
+         "into (empty = taptrv2); for a taptr_ros checkpoint a check that it holds this preset "
+         "(empty = no check).",
          choices=PRESET_CHOICES),
     Spec("device", "auto", "Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N.",
          constraints="auto | cpu | cuda | cuda:N"),

@@ -51,3 +51,4 @@ def test_demo_without_the_checkpoint_says_so(start_process, tmp_path) -> None:
                              "--out", str(tmp_path / "out")], name="demo")
     assert process.popen.wait(timeout=120) == 1
     assert f"checkpoint {missing} does not exist" in process.output()
+    assert "Traceback" not in process.output()

@@ -145,14 +145,28 @@ def test_missing_checkpoint_fails_with_one_line(start_process, tracker_executabl
     _assert_one_fatal_line(output, str(missing), "does not exist")
 
 
-def test_mismatched_checkpoint_fails_with_one_line(start_process, tracker_executable,
-                                                   tiny_checkpoint) -> None:
-    # Our tiny checkpoint read as official weights of the full network: keys do not fit.
+def test_checkpoint_of_another_preset_fails_with_one_line(start_process, tracker_executable,
+                                                         tiny_checkpoint) -> None:
     rc, output = _run_until_exit(start_process, [
         str(tracker_executable), "--ros-args", "-p", f"checkpoint:={tiny_checkpoint}",
         "-p", "preset:=taptrv2", "-p", "device:=cpu"])
     assert rc != 0
-    _assert_one_fatal_line(output, str(tiny_checkpoint), "does not fit")
+    _assert_one_fatal_line(output, str(tiny_checkpoint), "'tiny' network, not preset 'taptrv2'")
+
+
+def test_checkpoint_with_missing_weights_fails_with_one_line(start_process, tracker_executable,
+                                                            tiny_checkpoint, tmp_path) -> None:
+    import torch
+
+    data = torch.load(tiny_checkpoint, weights_only=True)
+    del data["model"]["decoder.vis_heads.0.weight"]
+    broken = tmp_path / "broken.pt"
+    torch.save(data, broken)
+    rc, output = _run_until_exit(start_process, [
+        str(tracker_executable), "--ros-args", "-p", f"checkpoint:={broken}"])
+    assert rc != 0
+    _assert_one_fatal_line(output, str(broken), "does not fit the model", "1 missing",
+                           "decoder.vis_heads.0.weight")
 
 
 def test_invalid_parameter_fails_with_one_line(start_process, tracker_executable,

@@ -1,0 +1,57 @@
+"""Parameters -> the tracking room's factory -> an `OnlineTracker` (no tracking logic here).
+
+What the factory does not take is applied here: the network input size (the network is
+rebuilt around the same weights: nothing in them depends on the input size), the precision
+check (fp16 needs CUDA) and torch's CPU threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from taptr_ros.model.taptr import TAPTRv2
+from taptr_ros.ros.parameters import NodeParameters
+from taptr_ros.tracking import ModelLoadError, OnlineTracker, TrackerOptions
+from taptr_ros.tracking.factory import load_model, resolve_checkpoint, resolve_device
+
+DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class TrackerInfo:
+    """What the node tells about its model (log line, diagnostics)."""
+
+    device: str
+    summary: str
+
+
+def build_tracker(p: NodeParameters) -> tuple[OnlineTracker, TrackerInfo]:
+    """The tracker the node's parameters describe.
+
+    Raises:
+        TrackerError: missing or mismatched checkpoint, unavailable device, bad options (the
+            factory's messages, which name the fix).
+    """
+    path = resolve_checkpoint(p.checkpoint)  # fails fast, before any weights are read
+    device = resolve_device(p.device)
+    if p.precision == "fp16" and device.type != "cuda":
+        raise ModelLoadError(f"precision fp16 needs a CUDA device, not {device}: use bf16 or "
+                             "fp32 on the CPU")
+    if p.cpu_threads:
+        torch.set_num_threads(p.cpu_threads)
+    dtype = DTYPES[p.precision]
+    model = load_model(path, preset=p.preset or None, device=device, dtype=dtype)
+    if p.input_hw is not None and p.input_hw != model.config.input_hw:
+        resized = TAPTRv2(model.config.replace(input_hw=p.input_hw))
+        resized.load_state_dict(model.state_dict())
+        model = resized.to(device=device, dtype=dtype or torch.float32).eval()
+    options = TrackerOptions(window=p.window_size or None, stride=p.window_stride or None,
+                             mode=p.mode, max_points=p.max_points, pad_queries_to=p.pad_queries_to,
+                             visibility_threshold=p.visibility_threshold, bgr=p.bgr)
+    tracker = OnlineTracker(model, options)
+    h, w = model.config.input_hw
+    summary = (f"{model.config.name} ({h}x{w} input, window {tracker.options.window}/"
+               f"{tracker.options.stride}, {p.precision}) from {path}")
+    return tracker, TrackerInfo(device=str(tracker.device), summary=summary)
