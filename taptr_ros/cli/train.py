@@ -53,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
                       checkpoint_every_s=args.checkpoint_every)
     summary = train(net, cfg, args.out, device=args.device, resume=args.resume,
                     progress=not args.no_progress)
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(summary), flush=True)  # one line per rank
     return 0

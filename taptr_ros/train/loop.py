@@ -261,7 +261,8 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
             t_ckpt = time.time()
     save(final=True)
     bar.close()
-    return {"step": step, "clips": clips, "best_aj": best_aj, "weights_sha1": weights_digest(model),
+    return {"rank": rank, "world_size": world, "step": step, "clips": clips, "best_aj": best_aj,
+            "weights_sha1": weights_digest(model),
             **last_terms}
 
 
