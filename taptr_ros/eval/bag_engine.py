@@ -49,14 +49,19 @@ class FrameTracks:
 
 def frame_tracks(result: Any) -> FrameTracks:
     """Read a FrameResult (ids, xy pixels, visible, visibility) into numpy arrays."""
+
     def array(value: Any, dtype: Any) -> np.ndarray:
         if hasattr(value, "detach"):
             value = value.detach().cpu().numpy()
         return np.asarray(value, dtype)
 
     ids = array(result.ids, np.uint32).reshape(-1)
-    return FrameTracks(ids, array(result.xy, np.float64).reshape(-1, 2), array(result.visible, bool).reshape(-1),
-                       array(result.visibility, np.float32).reshape(-1))
+    return FrameTracks(
+        ids,
+        array(result.xy, np.float64).reshape(-1, 2),
+        array(result.visible, bool).reshape(-1),
+        array(result.visibility, np.float32).reshape(-1),
+    )
 
 
 def _added_ids(answer: Any, count: int) -> np.ndarray:
@@ -99,9 +104,15 @@ def _results(answer: Any) -> list[Any]:
     return list(answer) if isinstance(answer, (list, tuple)) else [answer]
 
 
-def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray, num_frames: int, *,
-                 on_frame: Callable[[BagImage, FrameTracks], None] | None = None,
-                 stamp: Callable[[int], Any] = int) -> LockstepRun:
+def run_lockstep(
+    frames: Iterable[BagImage],
+    engine: Engine,
+    queries: np.ndarray,
+    num_frames: int,
+    *,
+    on_frame: Callable[[BagImage, FrameTracks], None] | None = None,
+    stamp: Callable[[int], Any] = int,
+) -> LockstepRun:
     """Push every frame, add each query right after its frame was pushed, record the results.
 
     Args:
@@ -120,16 +131,18 @@ def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray
     M, T = len(queries), int(num_frames)
     qt = np.rint(queries[:, 0]).astype(np.int64)
     if M and (qt.min() < 0 or qt.max() >= T):
-        raise BagGroundTruthError(f"query frames {qt.min()}..{qt.max()} fall outside the video's {T} frames: "
-                                  "the queries do not belong to this bag")
+        raise BagGroundTruthError(
+            f"query frames {qt.min()}..{qt.max()} fall outside the video's {T} frames: "
+            "the queries do not belong to this bag"
+        )
     tracks = np.repeat(queries[:, None, 1:], T, axis=1)
     occluded = np.ones((M, T), bool)
     visibility = np.zeros((M, T), np.float32)
     push_seconds = np.zeros(T)
     stamps = np.zeros(T, np.int64)
     by_frame = {t: np.flatnonzero(qt == t) for t in np.unique(qt)}
-    id_keys = np.zeros(0, np.int64)   # sorted engine ids ...
-    id_rows = np.zeros(0, np.int64)   # ... and their query rows
+    id_keys = np.zeros(0, np.int64)  # sorted engine ids ...
+    id_rows = np.zeros(0, np.int64)  # ... and their query rows
     images: dict[int, BagImage] = {}  # frames not yet published (committed mode publishes late)
     frame_of_stamp: dict[Any, int] = {}
 
@@ -137,8 +150,9 @@ def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray
         for result in results:
             k = frame_of_stamp.pop(result.stamp, None)
             if k is None:
-                raise BagError(f"the engine published a result for stamp {result.stamp!r}, which no pending "
-                               "frame has")
+                raise BagError(
+                    f"the engine published a result for stamp {result.stamp!r}, which no pending " "frame has"
+                )
             out = frame_tracks(result)
             if len(out.ids) and len(id_keys):
                 pos = np.clip(np.searchsorted(id_keys, out.ids), 0, len(id_keys) - 1)
@@ -185,13 +199,16 @@ def run_lockstep(frames: Iterable[BagImage], engine: Engine, queries: np.ndarray
         push_seconds[T - 1] += time.perf_counter() - start
         record(results)
     if frame_of_stamp:
-        raise BagError(f"the engine never published {len(frame_of_stamp)} frame(s) (first: frame "
-                       f"{min(frame_of_stamp.values())})")
+        raise BagError(
+            f"the engine never published {len(frame_of_stamp)} frame(s) (first: frame "
+            f"{min(frame_of_stamp.values())})"
+        )
     return LockstepRun(tracks, occluded, visibility, push_seconds, stamps)
 
 
-def merge_backward(forward: LockstepRun, backward: LockstepRun, rows: np.ndarray, query_frames: np.ndarray,
-                   last: int) -> LockstepRun:
+def merge_backward(
+    forward: LockstepRun, backward: LockstepRun, rows: np.ndarray, query_frames: np.ndarray, last: int
+) -> LockstepRun:
     """Strided-mode predictions, as :mod:`taptr_ros.eval.engine_tracker` makes them: frames at and
     after each query from the forward run; frames before it, for the queries ``rows`` (those with
     a query frame > 0), from the backward run over video frames ``last, last - 1, ..., 0`` (local
@@ -222,8 +239,9 @@ def backward_queries(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return rows, local, last
 
 
-def make_engine_factory(checkpoint: str, device: str, *, preset: str | None = None,
-                        options: Any = None) -> tuple[EngineFactory, dict[str, Any]]:
+def make_engine_factory(
+    checkpoint: str, device: str, *, preset: str | None = None, options: Any = None
+) -> tuple[EngineFactory, dict[str, Any]]:
     """The node's engine: the checkpoint's network, loaded once, in a fresh ``OnlineTracker`` per call.
 
     Args:
@@ -254,7 +272,12 @@ def make_engine_factory(checkpoint: str, device: str, *, preset: str | None = No
         return OnlineTracker(model, dc.replace(base, max_points=max(base.max_points, int(num_points), 1)))
 
     resolved = base.resolved(model.config)
-    meta = {"tracker": "taptr", "checkpoint": checkpoint, "checkpoint_path": str(resolve_checkpoint(checkpoint)),
-            "device": str(next(model.parameters()).device), "preset": model.config.name,
-            "engine_options": {k: v for k, v in dc.asdict(resolved).items() if k != "max_points"}}
+    meta = {
+        "tracker": "taptr",
+        "checkpoint": checkpoint,
+        "checkpoint_path": str(resolve_checkpoint(checkpoint)),
+        "device": str(next(model.parameters()).device),
+        "preset": model.config.name,
+        "engine_options": {k: v for k, v in dc.asdict(resolved).items() if k != "max_points"},
+    }
     return factory, meta

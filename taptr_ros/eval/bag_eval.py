@@ -27,11 +27,26 @@ from typing import Any
 
 import numpy as np
 
-from taptr_ros.eval.bag_engine import (EngineFactory, FrameTracks, LockstepRun, backward_queries, merge_backward,
-                                       run_lockstep)
+from taptr_ros.eval.bag_engine import (
+    EngineFactory,
+    FrameTracks,
+    LockstepRun,
+    backward_queries,
+    merge_backward,
+    run_lockstep,
+)
 from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError, BagWriteError
-from taptr_ros.eval.bag_io import (GROUND_TRUTH_TOPIC, QUERIES_FILE, RESULT_TOPIC, TRACKS_TYPE, BagImage, BagReader,
-                                   BagWriter, read_queries, tracks_message)
+from taptr_ros.eval.bag_io import (
+    GROUND_TRUTH_TOPIC,
+    QUERIES_FILE,
+    RESULT_TOPIC,
+    TRACKS_TYPE,
+    BagImage,
+    BagReader,
+    BagWriter,
+    read_queries,
+    tracks_message,
+)
 from taptr_ros.eval.bag_truth import GroundTruth, truth_from_bag, truth_from_pickle
 
 DEFAULT_GRID = 8
@@ -90,23 +105,34 @@ class BagEvalResult:
 class _Frames:
     """The bag's frames: streamed for the forward pass, kept (RAM or memory map) for a backward one."""
 
-    def __init__(self, bag: Path, topic: str, num_frames: int, size_hw: tuple[int, int], keep: bool,
-                 scratch: Path, tick: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        bag: Path,
+        topic: str,
+        num_frames: int,
+        size_hw: tuple[int, int],
+        keep: bool,
+        scratch: Path,
+        tick: Callable[[], None],
+    ) -> None:
         self.bag, self.topic, self.T, self.size_hw, self.keep = bag, topic, num_frames, size_hw, keep
         self.tick = tick
         self.images: list[BagImage] = []
         self._pixels: np.ndarray | None = None
         if keep and num_frames * size_hw[0] * size_hw[1] * 3 > MEMORY_LIMIT_BYTES:
-            self._pixels = np.lib.format.open_memmap(scratch / "frames.npy", mode="w+", dtype=np.uint8,
-                                                     shape=(num_frames, *size_hw, 3))
+            self._pixels = np.lib.format.open_memmap(
+                scratch / "frames.npy", mode="w+", dtype=np.uint8, shape=(num_frames, *size_hw, 3)
+            )
 
     def forward(self) -> Iterator[BagImage]:
         with BagReader(self.bag) as reader:
             for image in reader.iter_images(self.topic):
                 if image.rgb.shape[:2] != self.size_hw:
-                    raise BagError(f"{self.bag}: frame {image.index} of {self.topic!r} is {image.width}x"
-                                   f"{image.height}, frame 0 {self.size_hw[1]}x{self.size_hw[0]}: the tools "
-                                   "need one image size per topic; split the bag where the size changes")
+                    raise BagError(
+                        f"{self.bag}: frame {image.index} of {self.topic!r} is {image.width}x"
+                        f"{image.height}, frame 0 {self.size_hw[1]}x{self.size_hw[0]}: the tools "
+                        "need one image size per topic; split the bag where the size changes"
+                    )
                 if self.keep:
                     if self._pixels is not None:
                         self._pixels[image.index] = image.rgb
@@ -144,15 +170,30 @@ class _Outputs:
 
             self.video_path = out_dir / "overlay.mp4"
             self.video_tmp = out_dir / ".overlay.partial.mp4"
-            self.video = cv2.VideoWriter(os.fspath(self.video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                         (size_hw[1], size_hw[0]))
+            self.video = cv2.VideoWriter(
+                os.fspath(self.video_tmp),
+                cv2.VideoWriter_fourcc(*"mp4v"),
+                float(fps),
+                (size_hw[1], size_hw[0]),
+            )
             if not self.video.isOpened():
                 raise BagWriteError(f"{self.video_tmp}: OpenCV cannot open an mp4v writer; pass --no-overlay")
 
     def frame(self, image: BagImage, out: FrameTracks) -> None:
-        self.writer.write(RESULT_TOPIC, image.log_ns, tracks_message(
-            ids=out.ids, xy=out.xy, visible=out.visible, visibility=out.visibility, width=image.width,
-            height=image.height, stamp_ns=image.stamp_ns, frame_id=image.frame_id))
+        self.writer.write(
+            RESULT_TOPIC,
+            image.log_ns,
+            tracks_message(
+                ids=out.ids,
+                xy=out.xy,
+                visible=out.visible,
+                visibility=out.visibility,
+                width=image.width,
+                height=image.height,
+                stamp_ns=image.stamp_ns,
+                frame_id=image.frame_id,
+            ),
+        )
         if self.video is not None:
             import cv2
 
@@ -178,7 +219,9 @@ class _Outputs:
         return files
 
 
-def _choose_queries(options: EvalOptions, sidecar: Any, size_wh: tuple[int, int], T: int) -> tuple[np.ndarray, str]:
+def _choose_queries(
+    options: EvalOptions, sidecar: Any, size_wh: tuple[int, int], T: int
+) -> tuple[np.ndarray, str]:
     """Queries (M, 3) and where they came from, when there is no ground truth."""
     from taptr_ros.eval.bag_make import grid_points
 
@@ -204,17 +247,28 @@ def _check_sidecar(sidecar: Any, queries: np.ndarray, mode: str, stamps: np.ndar
     if sidecar is None or mode not in sidecar.queries or sidecar.image_topic != topic:
         return
     theirs = sidecar.queries[mode]
-    if (theirs.shape != queries.shape or not np.allclose(theirs, queries, atol=1e-3)
-            or not np.array_equal(sidecar.stamps_ns, stamps)):
-        raise BagGroundTruthError(f"the bag's {QUERIES_FILE} lists other {mode!r} queries or stamps than its ground "
-                                  "truth gives: the sidecar belongs to another bag; remake the bag with "
-                                  "`taptr bag make`, or pass --queries")
+    if (
+        theirs.shape != queries.shape
+        or not np.allclose(theirs, queries, atol=1e-3)
+        or not np.array_equal(sidecar.stamps_ns, stamps)
+    ):
+        raise BagGroundTruthError(
+            f"the bag's {QUERIES_FILE} lists other {mode!r} queries or stamps than its ground "
+            "truth gives: the sidecar belongs to another bag; remake the bag with "
+            "`taptr bag make`, or pass --queries"
+        )
 
 
-def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], engine_factory: EngineFactory,
-                 options: EvalOptions = EvalOptions(), *, meta: dict[str, Any] | None = None,
-                 progress: Callable[[int, int], None] | None = None,
-                 stamp: Callable[[int], Any] = int) -> BagEvalResult:
+def evaluate_bag(
+    bag: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    engine_factory: EngineFactory,
+    options: EvalOptions = EvalOptions(),
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stamp: Callable[[int], Any] = int,
+) -> BagEvalResult:
     """Replay a bag through the engine in lockstep and write the outputs (see the module docstring).
 
     Args:
@@ -251,8 +305,10 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
     sidecar_path = Path(options.queries_file) if options.queries_file else bag / QUERIES_FILE
     sidecar = read_queries(sidecar_path) if (options.queries_file or sidecar_path.is_file()) else None
     if truth is not None and (options.points is not None or options.grid is not None):
-        raise BagError("--points/--grid choose queries for bags without ground truth; this one has ground truth "
-                       f"({truth.source}): drop them, or pass --no-gt")
+        raise BagError(
+            "--points/--grid choose queries for bags without ground truth; this one has ground truth "
+            f"({truth.source}): drop them, or pass --no-gt"
+        )
     strided = truth is not None and options.query_mode == "strided"
     fb = (truth is None) if options.forward_backward is None else options.forward_backward
     passes = 1 + int(strided) + int(fb)
@@ -271,24 +327,35 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
         outputs = _Outputs(out_dir, options, size_hw, fps)
         ok = False
         try:
+
             def track(queries: np.ndarray) -> LockstepRun:
-                forward = run_lockstep(frames.forward(), engine_factory(len(queries)), queries, T, on_frame=outputs.frame,
-                                       stamp=stamp)
+                forward = run_lockstep(
+                    frames.forward(),
+                    engine_factory(len(queries)),
+                    queries,
+                    T,
+                    on_frame=outputs.frame,
+                    stamp=stamp,
+                )
                 runs["forward"] = forward
                 rows, local, last = backward_queries(queries)
                 if strided and len(rows):
-                    backward = run_lockstep(frames.backward(last), engine_factory(len(rows)), local, last + 1,
-                                            stamp=stamp)
+                    backward = run_lockstep(
+                        frames.backward(last), engine_factory(len(rows)), local, last + 1, stamp=stamp
+                    )
                     return merge_backward(forward, backward, rows, queries[:, 0], last)
                 return forward
 
             if truth is not None:
                 video = truth.as_tapvid(bag.name, T, *size_hw)
-                gt_queries = sample_queries(video.points.astype(np.float64) * np.array([size_wh]),
-                                            video.occluded, options.query_mode)[0]
+                gt_queries = sample_queries(
+                    video.points.astype(np.float64) * np.array([size_wh]), video.occluded, options.query_mode
+                )[0]
                 _check_sidecar(sidecar, gt_queries, options.query_mode, stamps, topic)
 
-                def tapvid_tracker(_frames: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+                def tapvid_tracker(
+                    _frames: np.ndarray, queries: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, float]:
                     run = track(queries)
                     runs["run"], runs["queries"] = run, queries
                     return run.tracks, run.occluded, run.seconds
@@ -301,25 +368,36 @@ def evaluate_bag(bag: str | os.PathLike[str], out_dir: str | os.PathLike[str], e
                 runs["run"], runs["queries"], runs["source"] = track(queries), queries, source
                 report = None
             if fb and runs["run"] is not None:
-                runs["fb"] = _backward_consistency(frames, engine_factory, runs["forward"], runs["queries"], T,
-                                                   stamp)
+                runs["fb"] = _backward_consistency(
+                    frames, engine_factory, runs["forward"], runs["queries"], T, stamp
+                )
             ok = True
         finally:
             files = outputs.close(ok)
     if runs["run"] is None:  # ground truth without any visible point: nothing was tracked
-        raise BagGroundTruthError(f"{truth.source if truth else bag}: no point of the ground truth is ever visible; "
-                                  "there is nothing to evaluate")
+        raise BagGroundTruthError(
+            f"{truth.source if truth else bag}: no point of the ground truth is ever visible; "
+            "there is nothing to evaluate"
+        )
     return _finish(bag, out_dir, topic, T, size_hw, stamps, truth, report, runs, options, meta, files)
 
 
-def _backward_consistency(frames: _Frames, engine_factory: EngineFactory, forward: LockstepRun,
-                          queries: np.ndarray, T: int, stamp: Callable[[int], Any]) -> dict[str, Any]:
+def _backward_consistency(
+    frames: _Frames,
+    engine_factory: EngineFactory,
+    forward: LockstepRun,
+    queries: np.ndarray,
+    T: int,
+    stamp: Callable[[int], Any],
+) -> dict[str, Any]:
     """Track the points visible at the end back to their query frames; see bag_metrics.forward_backward."""
     from taptr_ros.eval.bag_metrics import forward_backward
 
     alive = ~forward.occluded[:, -1] & (np.rint(queries[:, 0]) < T - 1)
     back_queries = np.concatenate([np.zeros((int(alive.sum()), 1)), forward.tracks[alive, -1]], axis=1)
-    backward = run_lockstep(frames.backward(), engine_factory(len(back_queries)), back_queries, T, stamp=stamp)
+    backward = run_lockstep(
+        frames.backward(), engine_factory(len(back_queries)), back_queries, T, stamp=stamp
+    )
     back_xy = np.zeros((len(queries), 2))
     returned = np.zeros(len(queries), bool)
     rows = np.flatnonzero(alive)
@@ -327,57 +405,96 @@ def _backward_consistency(frames: _Frames, engine_factory: EngineFactory, forwar
     back_xy[rows] = backward.tracks[np.arange(len(rows)), cols]
     returned[rows] = ~backward.occluded[np.arange(len(rows)), cols]
     result = forward_backward(queries, back_xy, returned, frames.size_hw)
-    result["errors_px"] = np.where(returned, np.sqrt(np.sum(np.square(back_xy - queries[:, 1:]), axis=-1)), np.nan)
+    result["errors_px"] = np.where(
+        returned, np.sqrt(np.sum(np.square(back_xy - queries[:, 1:]), axis=-1)), np.nan
+    )
     return result
 
 
-def _finish(bag: Path, out_dir: Path, topic: str, T: int, size_hw: tuple[int, int], stamps: np.ndarray,
-            truth: GroundTruth | None, report: Any, runs: dict[str, Any], options: EvalOptions,
-            meta: dict[str, Any], files: list[str]) -> BagEvalResult:
+def _finish(
+    bag: Path,
+    out_dir: Path,
+    topic: str,
+    T: int,
+    size_hw: tuple[int, int],
+    stamps: np.ndarray,
+    truth: GroundTruth | None,
+    report: Any,
+    runs: dict[str, Any],
+    options: EvalOptions,
+    meta: dict[str, Any],
+    files: list[str],
+) -> BagEvalResult:
     """metrics.json, plots, report.md."""
     from taptr_ros.eval import bag_report
-    from taptr_ros.eval.bag_metrics import (position_accuracy_per_frame, survival,
-                                            visibility_accuracy_per_frame)
+    from taptr_ros.eval.bag_metrics import (
+        position_accuracy_per_frame,
+        survival,
+        visibility_accuracy_per_frame,
+    )
     from taptr_ros.eval.tapvid import EVAL_SIZE, sample_queries, scale_tracks
 
     run, queries = runs["run"], runs["queries"]
     forward: LockstepRun = runs["forward"]
     data: dict[str, Any] = {
-        "bag": str(bag), "image_topic": topic, "num_frames": T, "width": size_hw[1], "height": size_hw[0],
-        "mode": "lockstep", "meta": meta, "ground_truth": truth.source if truth else None,
+        "bag": str(bag),
+        "image_topic": topic,
+        "num_frames": T,
+        "width": size_hw[1],
+        "height": size_hw[0],
+        "mode": "lockstep",
+        "meta": meta,
+        "ground_truth": truth.source if truth else None,
         "num_queries": int(len(queries)),
-        "queries_source": (f"ground truth, query mode {options.query_mode!r}" if truth else runs.get("source")),
+        "queries_source": (
+            f"ground truth, query mode {options.query_mode!r}" if truth else runs.get("source")
+        ),
         "timing": bag_report.timing_summary(forward.push_seconds),
     }
     title = f"{bag.name} ({topic})"
     if truth is not None:
         data["tapvid"] = report.to_dict()
         _q, gt_tracks, gt_occluded = sample_queries(truth.tracks_px, truth.occluded, options.query_mode)
-        vis_curve = visibility_accuracy_per_frame(queries[:, 0], gt_occluded, run.occluded, options.query_mode)
-        pos_curve = position_accuracy_per_frame(queries[:, 0], scale_tracks(gt_tracks, size_hw, EVAL_SIZE),
-                                                gt_occluded, scale_tracks(run.tracks, size_hw, EVAL_SIZE),
-                                                options.query_mode)
+        vis_curve = visibility_accuracy_per_frame(
+            queries[:, 0], gt_occluded, run.occluded, options.query_mode
+        )
+        pos_curve = position_accuracy_per_frame(
+            queries[:, 0],
+            scale_tracks(gt_tracks, size_hw, EVAL_SIZE),
+            gt_occluded,
+            scale_tracks(run.tracks, size_hw, EVAL_SIZE),
+            options.query_mode,
+        )
         data["per_frame"] = {"visibility_accuracy": vis_curve, "position_accuracy": pos_curve}
         if options.plots:
-            bag_report.plot_jaccard(out_dir / "jaccard.png", report.overall, f"Jaccard per threshold - {title}")
-            bag_report.plot_curves(out_dir / "visibility_accuracy.png",
-                                   {"visibility accuracy": list(vis_curve), "<δ avg (position)": list(pos_curve)},
-                                   title=f"accuracy over time - {title}", ylabel="%")
+            bag_report.plot_jaccard(
+                out_dir / "jaccard.png", report.overall, f"Jaccard per threshold - {title}"
+            )
+            bag_report.plot_curves(
+                out_dir / "visibility_accuracy.png",
+                {"visibility accuracy": list(vis_curve), "<δ avg (position)": list(pos_curve)},
+                title=f"accuracy over time - {title}",
+                ylabel="%",
+            )
             files += ["jaccard.png", "visibility_accuracy.png"]
     else:
         data["survival"] = survival(queries[:, 0], run.occluded)
         if options.plots:
-            bag_report.plot_curves(out_dir / "survival.png",
-                                   {"visible": data["survival"]["visible_fraction_per_frame"]},
-                                   title=f"share of started points visible - {title}", ylabel="%")
+            bag_report.plot_curves(
+                out_dir / "survival.png",
+                {"visible": data["survival"]["visible_fraction_per_frame"]},
+                title=f"share of started points visible - {title}",
+                ylabel="%",
+            )
             files.append("survival.png")
     if "fb" in runs:
         fb = dict(runs["fb"])
         errors = fb.pop("errors_px")
         data["forward_backward"] = fb
         if options.plots:
-            bag_report.plot_histogram(out_dir / "fb_error.png", errors, title=f"forward-backward error - {title}",
-                                      xlabel="pixels")
+            bag_report.plot_histogram(
+                out_dir / "fb_error.png", errors, title=f"forward-backward error - {title}", xlabel="pixels"
+            )
             files.append("fb_error.png")
     files += ["metrics.json", "report.md"]
     bag_report.write_json(out_dir / "metrics.json", data)

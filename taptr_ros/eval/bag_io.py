@@ -30,8 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from taptr_ros.eval.bag_errors import (BagEmptyError, BagError, BagNotFoundError, BagTopicError,
-                                       BagTruncatedError, BagTypeError, BagWriteError)
+from taptr_ros.eval.bag_errors import (
+    BagEmptyError,
+    BagError,
+    BagNotFoundError,
+    BagTopicError,
+    BagTruncatedError,
+    BagTypeError,
+    BagWriteError,
+)
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -91,6 +98,7 @@ def bag_typestore() -> Any:
 
 # --- messages -------------------------------------------------------------------------------
 
+
 def split_stamp(stamp_ns: int) -> tuple[int, int]:
     """(sec, nanosec) of a stamp in nanoseconds."""
     return int(stamp_ns) // 1_000_000_000, int(stamp_ns) % 1_000_000_000
@@ -105,11 +113,20 @@ def make_header(stamp_ns: int, frame_id: str) -> Any:
     store = bag_typestore()
     sec, nanosec = split_stamp(stamp_ns)
     return store.types["std_msgs/msg/Header"](
-        stamp=store.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id)
+        stamp=store.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id
+    )
 
 
-def image_message(rgb: np.ndarray, stamp_ns: int, *, frame_id: str = "camera", encoding: str = "rgb8",
-                  row_padding: int = 0, compression: str | None = None, jpeg_quality: int = 95) -> Any:
+def image_message(
+    rgb: np.ndarray,
+    stamp_ns: int,
+    *,
+    frame_id: str = "camera",
+    encoding: str = "rgb8",
+    row_padding: int = 0,
+    compression: str | None = None,
+    jpeg_quality: int = 95,
+) -> Any:
     """A rosbags sensor_msgs/Image (or CompressedImage) of an RGB frame.
 
     Args:
@@ -127,27 +144,49 @@ def image_message(rgb: np.ndarray, stamp_ns: int, *, frame_id: str = "camera", e
     header = make_header(stamp_ns, frame_id)
     if compression is not None:
         packed = encode_compressed(rgb, "rgb8", fmt=compression, jpeg_quality=jpeg_quality)
-        return store.types[COMPRESSED_TYPE](header=header, format=packed.format,
-                                            data=np.frombuffer(packed.data, np.uint8))
+        return store.types[COMPRESSED_TYPE](
+            header=header, format=packed.format, data=np.frombuffer(packed.data, np.uint8)
+        )
     array = rgb if encoding == "rgb8" else np.ascontiguousarray(rgb[:, :, ::-1])
     packed = pack_image(array, encoding, step=rgb.shape[1] * 3 + int(row_padding))
-    return store.types[IMAGE_TYPE](header=header, height=packed.height, width=packed.width,
-                                   encoding=packed.encoding, is_bigendian=int(packed.is_bigendian),
-                                   step=packed.step, data=np.frombuffer(packed.data, np.uint8))
+    return store.types[IMAGE_TYPE](
+        header=header,
+        height=packed.height,
+        width=packed.width,
+        encoding=packed.encoding,
+        is_bigendian=int(packed.is_bigendian),
+        step=packed.step,
+        data=np.frombuffer(packed.data, np.uint8),
+    )
 
 
-def tracks_message(*, ids: np.ndarray, xy: np.ndarray, visible: np.ndarray, visibility: np.ndarray,
-                   width: int, height: int, stamp_ns: int, frame_id: str) -> Any:
+def tracks_message(
+    *,
+    ids: np.ndarray,
+    xy: np.ndarray,
+    visible: np.ndarray,
+    visibility: np.ndarray,
+    width: int,
+    height: int,
+    stamp_ns: int,
+    frame_id: str,
+) -> Any:
     """A rosbags taptr_ros/TrackedPoints: ids (N,), xy (N, 2) pixels (x, y), visible (N,), visibility (N,)."""
     xy = np.asarray(xy, np.float32).reshape(-1, 2)
     return bag_typestore().types[TRACKS_TYPE](
-        header=make_header(stamp_ns, frame_id), width=int(width), height=int(height),
-        ids=np.ascontiguousarray(ids, np.uint32), x=np.ascontiguousarray(xy[:, 0]),
-        y=np.ascontiguousarray(xy[:, 1]), visible=np.ascontiguousarray(visible, bool),
-        visibility=np.ascontiguousarray(visibility, np.float32))
+        header=make_header(stamp_ns, frame_id),
+        width=int(width),
+        height=int(height),
+        ids=np.ascontiguousarray(ids, np.uint32),
+        x=np.ascontiguousarray(xy[:, 0]),
+        y=np.ascontiguousarray(xy[:, 1]),
+        visible=np.ascontiguousarray(visible, bool),
+        visibility=np.ascontiguousarray(visibility, np.float32),
+    )
 
 
 # --- writing --------------------------------------------------------------------------------
+
 
 def replace_path(tmp: Path, target: Path) -> None:
     """Move ``tmp`` (file or directory) to ``target``, replacing what was there."""
@@ -172,7 +211,9 @@ class BagWriter:
         overwrite: replace an existing bag at ``path`` (else :class:`BagWriteError`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, storage: str = "sqlite3", overwrite: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, storage: str = "sqlite3", overwrite: bool = False
+    ) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         if storage not in STORAGES:
@@ -199,7 +240,9 @@ class BagWriter:
     def write(self, topic: str, log_ns: int, msg: Any) -> None:
         """Serialize a rosbags message (CDR) and append it with receive time ``log_ns``."""
         connection = self._connections[topic]
-        self._writer.write(connection, int(log_ns), bytes(bag_typestore().serialize_cdr(msg, connection.msgtype)))
+        self._writer.write(
+            connection, int(log_ns), bytes(bag_typestore().serialize_cdr(msg, connection.msgtype))
+        )
 
     def write_raw(self, topic: str, log_ns: int, data: bytes | memoryview) -> None:
         """Append already serialized CDR bytes."""
@@ -238,6 +281,7 @@ class BagWriter:
 
 # --- reading --------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class BagImage:
     """One camera frame of a bag.
@@ -270,11 +314,24 @@ class BagImage:
 def _reader_error(path: Path, error: BaseException) -> BagError:
     text = str(error)
     if isinstance(error, sqlite3.DatabaseError) or any(
-            word in text.lower() for word in ("malformed", "truncat", "corrupt", "unexpected end",
-                                              "not a database", "magic", "crc", "eof", "short", "buffer")):
+        word in text.lower()
+        for word in (
+            "malformed",
+            "truncat",
+            "corrupt",
+            "unexpected end",
+            "not a database",
+            "magic",
+            "crc",
+            "eof",
+            "short",
+            "buffer",
+        )
+    ):
         return BagTruncatedError(
             f"{path}: the bag's storage is truncated or corrupt ({type(error).__name__}: {text}); "
-            "re-record or re-copy it (a bag cut short by a crash may be repaired with `ros2 bag reindex`)")
+            "re-record or re-copy it (a bag cut short by a crash may be repaired with `ros2 bag reindex`)"
+        )
     return BagError(f"{path}: rosbags cannot read it ({type(error).__name__}: {text})")
 
 
@@ -294,13 +351,19 @@ class BagReader:
 
         self.path = Path(path)
         if not self.path.exists():
-            raise BagNotFoundError(f"{self.path}: no such bag; make one with `taptr bag make SOURCE --out BAG`")
+            raise BagNotFoundError(
+                f"{self.path}: no such bag; make one with `taptr bag make SOURCE --out BAG`"
+            )
         if self.path.is_file() and self.path.suffix in (".mcap", ".db3"):
-            raise BagNotFoundError(f"{self.path} is a storage file: pass its directory (the one with "
-                                   "metadata.yaml), or recreate metadata with `ros2 bag reindex`")
+            raise BagNotFoundError(
+                f"{self.path} is a storage file: pass its directory (the one with "
+                "metadata.yaml), or recreate metadata with `ros2 bag reindex`"
+            )
         if not (self.path / "metadata.yaml").is_file():
-            raise BagNotFoundError(f"{self.path}: not a rosbag2 bag (no metadata.yaml); pass the bag "
-                                   "directory, or recreate metadata with `ros2 bag reindex`")
+            raise BagNotFoundError(
+                f"{self.path}: not a rosbag2 bag (no metadata.yaml); pass the bag "
+                "directory, or recreate metadata with `ros2 bag reindex`"
+            )
         try:
             self._reader = AnyReader([self.path], default_typestore=bag_typestore())
             self._reader.open()
@@ -337,12 +400,16 @@ class BagReader:
         """
         topics = self.topics
         if topic not in topics:
-            raise BagTopicError(f"{self.path}: no topic {topic!r}; topics present: {self._listing()}. "
-                                "Pick one of them with --image-topic (or the matching option)")
+            raise BagTopicError(
+                f"{self.path}: no topic {topic!r}; topics present: {self._listing()}. "
+                "Pick one of them with --image-topic (or the matching option)"
+            )
         if topics[topic] not in msgtypes:
-            raise BagTypeError(f"{self.path}: topic {topic!r} carries {topics[topic]}, which these tools "
-                               f"cannot read here; expected {' or '.join(msgtypes)}. Choose a topic of "
-                               "that type, or convert the stream first")
+            raise BagTypeError(
+                f"{self.path}: topic {topic!r} carries {topics[topic]}, which these tools "
+                f"cannot read here; expected {' or '.join(msgtypes)}. Choose a topic of "
+                "that type, or convert the stream first"
+            )
         return topics[topic]
 
     def image_topic(self, topic: str | None = None) -> str:
@@ -359,10 +426,13 @@ class BagReader:
         if len(images) == 1:
             return images[0]
         if not images:
-            raise BagTopicError(f"{self.path}: no sensor_msgs/Image or CompressedImage topic; topics "
-                                f"present: {self._listing()}. Record the camera's image topic")
-        raise BagTopicError(f"{self.path}: several image topics ({', '.join(images)}): choose one "
-                            "with --image-topic")
+            raise BagTopicError(
+                f"{self.path}: no sensor_msgs/Image or CompressedImage topic; topics "
+                f"present: {self._listing()}. Record the camera's image topic"
+            )
+        raise BagTopicError(
+            f"{self.path}: several image topics ({', '.join(images)}): choose one " "with --image-topic"
+        )
 
     def _messages(self, topic: str) -> Iterator[tuple[int, Any, bytes]]:
         """(log_ns, message, raw CDR) of ``topic`` in log-time order; checks the count."""
@@ -385,11 +455,15 @@ class BagReader:
         except Exception as error:  # noqa: BLE001 - storage failures mid-read
             raise _reader_error(self.path, error) from error
         if count == 0:
-            raise BagEmptyError(f"{self.path}: topic {topic!r} has no messages (metadata says {expected}); "
-                                "record some, or choose another topic")
+            raise BagEmptyError(
+                f"{self.path}: topic {topic!r} has no messages (metadata says {expected}); "
+                "record some, or choose another topic"
+            )
         if count < expected:
-            raise BagTruncatedError(f"{self.path}: topic {topic!r} has {count} readable messages but the "
-                                    f"metadata lists {expected}: the bag is truncated; re-record or re-copy it")
+            raise BagTruncatedError(
+                f"{self.path}: topic {topic!r} has {count} readable messages but the "
+                f"metadata lists {expected}: the bag is truncated; re-record or re-copy it"
+            )
 
     def iter_images(self, topic: str | None = None) -> Iterator[BagImage]:
         """Frames of an image topic (see :meth:`image_topic`), decoded to RGB as the node does.
@@ -430,6 +504,7 @@ class BagReader:
 
 # --- queries sidecar ------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class QueriesFile:
     """The sidecar a bag made by ``taptr bag make`` carries: its queries, per query mode.
@@ -451,12 +526,27 @@ class QueriesFile:
 
     def to_json(self) -> str:
         stamps = [int(s) for s in self.stamps_ns]
-        rows = {mode: [[int(t), stamps[int(t)], float(x), float(y)] for t, x, y in q]
-                for mode, q in self.queries.items()}
-        return json.dumps({"format": QUERIES_FORMAT, "image_topic": self.image_topic, "width": self.width,
-                           "height": self.height, "num_frames": len(stamps), "stamps_ns": stamps,
-                           "columns": ["frame", "stamp_ns", "x", "y"], "queries": rows,
-                           "meta": self.meta}, indent=1) + "\n"
+        rows = {
+            mode: [[int(t), stamps[int(t)], float(x), float(y)] for t, x, y in q]
+            for mode, q in self.queries.items()
+        }
+        return (
+            json.dumps(
+                {
+                    "format": QUERIES_FORMAT,
+                    "image_topic": self.image_topic,
+                    "width": self.width,
+                    "height": self.height,
+                    "num_frames": len(stamps),
+                    "stamps_ns": stamps,
+                    "columns": ["frame", "stamp_ns", "x", "y"],
+                    "queries": rows,
+                    "meta": self.meta,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 def write_queries(path: str | os.PathLike[str], queries: QueriesFile) -> None:
@@ -480,16 +570,27 @@ def read_queries(path: str | os.PathLike[str]) -> QueriesFile:
     if path.is_dir():
         path = path / QUERIES_FILE
     if not path.is_file():
-        raise BagNotFoundError(f"{path}: no queries file; make the bag with `taptr bag make`, or pass "
-                               "--points 'x,y;x,y' or --grid N")
+        raise BagNotFoundError(
+            f"{path}: no queries file; make the bag with `taptr bag make`, or pass "
+            "--points 'x,y;x,y' or --grid N"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != QUERIES_FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {QUERIES_FORMAT!r}")
-        queries = {mode: np.asarray([[r[0], r[2], r[3]] for r in rows], np.float64).reshape(-1, 3)
-                   for mode, rows in data["queries"].items()}
-        return QueriesFile(queries, np.asarray(data["stamps_ns"], np.int64), str(data["image_topic"]),
-                           int(data["width"]), int(data["height"]), dict(data.get("meta", {})))
+        queries = {
+            mode: np.asarray([[r[0], r[2], r[3]] for r in rows], np.float64).reshape(-1, 3)
+            for mode, rows in data["queries"].items()
+        }
+        return QueriesFile(
+            queries,
+            np.asarray(data["stamps_ns"], np.int64),
+            str(data["image_topic"]),
+            int(data["width"]),
+            int(data["height"]),
+            dict(data.get("meta", {})),
+        )
     except (ValueError, KeyError, TypeError, IndexError) as error:
-        raise BagGroundTruthError(f"{path}: not a taptr bag queries file ({error}); regenerate it with "
-                                  "`taptr bag make`") from error
+        raise BagGroundTruthError(
+            f"{path}: not a taptr bag queries file ({error}); regenerate it with " "`taptr bag make`"
+        ) from error

@@ -19,9 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError, BagWriteError
-from taptr_ros.eval.bag_io import (COMPRESSED_TYPE, DEFAULT_IMAGE_TOPIC, GROUND_TRUTH_TOPIC, IMAGE_TYPE,
-                                   QUERIES_FILE, STORAGES, TRACKS_TYPE, BagWriter, QueriesFile, image_message,
-                                   tracks_message)
+from taptr_ros.eval.bag_io import (
+    COMPRESSED_TYPE,
+    DEFAULT_IMAGE_TOPIC,
+    GROUND_TRUTH_TOPIC,
+    IMAGE_TYPE,
+    QUERIES_FILE,
+    STORAGES,
+    TRACKS_TYPE,
+    BagWriter,
+    QueriesFile,
+    image_message,
+    tracks_message,
+)
 
 #: a fixed, non-zero start stamp (2023-11-14T22:13:20Z) keeps bags reproducible; zero means
 #: "latest frame" to AddPoints, so frame 0 must not be stamped 0
@@ -69,11 +79,15 @@ class MakeOptions:
         if self.encoding not in ("rgb8", "bgr8"):
             raise BagWriteError(f"--encoding {self.encoding!r}: use rgb8 or bgr8")
         if self.row_padding < 0 or (self.row_padding and self.compression):
-            raise BagWriteError("--pad-rows must be >= 0 and applies to raw images only (not with --compressed)")
+            raise BagWriteError(
+                "--pad-rows must be >= 0 and applies to raw images only (not with --compressed)"
+            )
         if self.fps is not None and not self.fps > 0:
             raise BagWriteError(f"--fps must be positive, got {self.fps}")
         if self.start_ns <= 0:
-            raise BagWriteError("the start stamp must be > 0 (a zero stamp means 'latest frame' to AddPoints)")
+            raise BagWriteError(
+                "the start stamp must be > 0 (a zero stamp means 'latest frame' to AddPoints)"
+            )
         if self.max_frames is not None and self.max_frames < 1:
             raise BagWriteError("--max-frames must be at least 1")
         if not self.topic.startswith("/"):
@@ -120,8 +134,9 @@ def parse_points(text: str) -> np.ndarray:
     return array
 
 
-def _write_frames(writer: BagWriter, frames: Iterable[np.ndarray], options: MakeOptions, fps: float,
-                  on_frame: object = None) -> tuple[int, int, int, list[int]]:
+def _write_frames(
+    writer: BagWriter, frames: Iterable[np.ndarray], options: MakeOptions, fps: float, on_frame: object = None
+) -> tuple[int, int, int, list[int]]:
     """Write the image messages; returns (count, width, height, stamps)."""
     size = None
     stamps: list[int] = []
@@ -131,12 +146,20 @@ def _write_frames(writer: BagWriter, frames: Iterable[np.ndarray], options: Make
         if size is None:
             size = rgb.shape[:2]
         elif rgb.shape[:2] != size:
-            raise BagWriteError(f"frame {index} is {rgb.shape[1]}x{rgb.shape[0]}, frame 0 {size[1]}x{size[0]}: "
-                                "all frames must have one size")
+            raise BagWriteError(
+                f"frame {index} is {rgb.shape[1]}x{rgb.shape[0]}, frame 0 {size[1]}x{size[0]}: "
+                "all frames must have one size"
+            )
         stamp = int(options.start_ns + round(index * 1e9 / fps))
-        msg = image_message(rgb, stamp, frame_id=options.frame_id, encoding=options.encoding,
-                            row_padding=options.row_padding, compression=options.compression,
-                            jpeg_quality=options.jpeg_quality)
+        msg = image_message(
+            rgb,
+            stamp,
+            frame_id=options.frame_id,
+            encoding=options.encoding,
+            row_padding=options.row_padding,
+            compression=options.compression,
+            jpeg_quality=options.jpeg_quality,
+        )
         writer.write(options.topic, stamp, msg)
         stamps.append(stamp)
         if callable(on_frame):
@@ -146,10 +169,17 @@ def _write_frames(writer: BagWriter, frames: Iterable[np.ndarray], options: Make
     return len(stamps), int(size[1]), int(size[0]), stamps
 
 
-def make_bag(source: str | os.PathLike[str], out: str | os.PathLike[str], options: MakeOptions = MakeOptions(), *,
-             video: str | None = None, points: np.ndarray | None = None, grid: int | None = None,
-             overwrite: bool = False,
-             progress: object = None) -> MakeSummary:
+def make_bag(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: MakeOptions = MakeOptions(),
+    *,
+    video: str | None = None,
+    points: np.ndarray | None = None,
+    grid: int | None = None,
+    overwrite: bool = False,
+    progress: object = None,
+) -> MakeSummary:
     """Write a bag from a video file or a TAP-Vid pickle (see the module docstring).
 
     Args:
@@ -206,8 +236,12 @@ def make_bag(source: str | os.PathLike[str], out: str | os.PathLike[str], option
             num_points = max(num_points, len(points))
         meta.update(fps=fps)
         if queries:
-            writer.add_file(QUERIES_FILE, QueriesFile(queries, np.asarray(stamps, np.int64), options.topic,
-                                                      width, height, meta).to_json())
+            writer.add_file(
+                QUERIES_FILE,
+                QueriesFile(
+                    queries, np.asarray(stamps, np.int64), options.topic, width, height, meta
+                ).to_json(),
+            )
     return MakeSummary(Path(out), count, width, height, fps, topics, num_points)
 
 
@@ -228,17 +262,29 @@ def _pickle_video(path: Path, name: str | None):
     return videos[name]
 
 
-def _write_truth(writer: BagWriter, item, count: int, stamps: list[int],
-                 frame_id: str) -> tuple[np.ndarray, np.ndarray]:
+def _write_truth(
+    writer: BagWriter, item, count: int, stamps: list[int], frame_id: str
+) -> tuple[np.ndarray, np.ndarray]:
     """One TrackedPoints per frame on /ground_truth/tracks; returns the (N, T, 2) px tracks and occlusion."""
     tracks = item.points.astype(np.float64)[:, :count] * np.array([item.width, item.height])
     occluded = item.occluded[:, :count]
     ids = np.arange(tracks.shape[0], dtype=np.uint32)
     for t, stamp in enumerate(stamps):
         visible = ~occluded[:, t]
-        writer.write(GROUND_TRUTH_TOPIC, stamp, tracks_message(
-            ids=ids, xy=tracks[:, t], visible=visible, visibility=visible.astype(np.float32),
-            width=item.width, height=item.height, stamp_ns=stamp, frame_id=frame_id))
+        writer.write(
+            GROUND_TRUTH_TOPIC,
+            stamp,
+            tracks_message(
+                ids=ids,
+                xy=tracks[:, t],
+                visible=visible,
+                visibility=visible.astype(np.float32),
+                width=item.width,
+                height=item.height,
+                stamp_ns=stamp,
+                frame_id=frame_id,
+            ),
+        )
     # what a reader gets back: float32 pixels
     return tracks.astype(np.float32).astype(np.float64), occluded
 

@@ -22,8 +22,9 @@ import numpy as np
 from taptr_ros.eval.tapvid import EVAL_SIZE, THRESHOLDS, evaluation_mask
 
 
-def visibility_accuracy_per_frame(query_frames: np.ndarray, gt_occluded: np.ndarray, pred_occluded: np.ndarray,
-                                  query_mode: str) -> np.ndarray:
+def visibility_accuracy_per_frame(
+    query_frames: np.ndarray, gt_occluded: np.ndarray, pred_occluded: np.ndarray, query_mode: str
+) -> np.ndarray:
     """(T,) share of evaluated (query, frame) pairs whose predicted occlusion is right; NaN where none."""
     scored = evaluation_mask(query_frames, gt_occluded.shape[1], query_mode)
     right = (gt_occluded == pred_occluded) & scored
@@ -32,8 +33,13 @@ def visibility_accuracy_per_frame(query_frames: np.ndarray, gt_occluded: np.ndar
         return np.where(counts > 0, right.sum(axis=0) / np.maximum(counts, 1), np.nan)
 
 
-def position_accuracy_per_frame(query_frames: np.ndarray, gt_tracks_256: np.ndarray, gt_occluded: np.ndarray,
-                                pred_tracks_256: np.ndarray, query_mode: str) -> np.ndarray:
+def position_accuracy_per_frame(
+    query_frames: np.ndarray,
+    gt_tracks_256: np.ndarray,
+    gt_occluded: np.ndarray,
+    pred_tracks_256: np.ndarray,
+    query_mode: str,
+) -> np.ndarray:
     """(T,) <delta^x_avg per frame over evaluated pairs visible in the truth (256 x 256 scale); NaN where none."""
     scored = evaluation_mask(query_frames, gt_occluded.shape[1], query_mode) & ~gt_occluded
     distance = np.sqrt(np.sum(np.square(pred_tracks_256 - gt_tracks_256), axis=-1))
@@ -53,7 +59,7 @@ def survival(query_frames: np.ndarray, pred_occluded: np.ndarray) -> dict[str, o
     curve = np.where(counts > 0, visible.sum(axis=0) / np.maximum(counts, 1), np.nan)
     runs = np.zeros(M, np.int64)
     for i in range(M):
-        after = pred_occluded[i, query_frames[i] + 1:]
+        after = pred_occluded[i, query_frames[i] + 1 :]
         hidden = np.flatnonzero(after)
         runs[i] = hidden[0] if len(hidden) else len(after)
     followed = T - 1 - query_frames
@@ -67,8 +73,9 @@ def survival(query_frames: np.ndarray, pred_occluded: np.ndarray) -> dict[str, o
     }
 
 
-def forward_backward(queries: np.ndarray, back_xy: np.ndarray, returned: np.ndarray,
-                     size_hw: tuple[int, int]) -> dict[str, object]:
+def forward_backward(
+    queries: np.ndarray, back_xy: np.ndarray, returned: np.ndarray, size_hw: tuple[int, int]
+) -> dict[str, object]:
     """Forward-backward consistency numbers.
 
     Args:

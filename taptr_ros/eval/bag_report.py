@@ -52,7 +52,9 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(_clean(data), indent=2) + "\n", encoding="utf-8"))
+    return atomic_write(
+        path, lambda tmp: tmp.write_text(json.dumps(_clean(data), indent=2) + "\n", encoding="utf-8")
+    )
 
 
 def timing_summary(push_seconds: np.ndarray) -> dict[str, float]:
@@ -61,9 +63,16 @@ def timing_summary(push_seconds: np.ndarray) -> dict[str, float]:
     if not len(ms):
         return {}
     total = float(ms.sum()) / 1000.0
-    return {"frames": int(len(ms)), "engine_seconds": total, "fps": len(ms) / total if total > 0 else float("nan"),
-            "ms_mean": float(ms.mean()), "ms_p50": float(np.percentile(ms, 50)),
-            "ms_p90": float(np.percentile(ms, 90)), "ms_p99": float(np.percentile(ms, 99)), "ms_max": float(ms.max())}
+    return {
+        "frames": int(len(ms)),
+        "engine_seconds": total,
+        "fps": len(ms) / total if total > 0 else float("nan"),
+        "ms_mean": float(ms.mean()),
+        "ms_p50": float(np.percentile(ms, 50)),
+        "ms_p90": float(np.percentile(ms, 90)),
+        "ms_p99": float(np.percentile(ms, 99)),
+        "ms_max": float(ms.max()),
+    }
 
 
 def _figure():
@@ -96,8 +105,14 @@ def plot_jaccard(path: Path, metrics: Mapping[str, float], title: str) -> Path:
     return path
 
 
-def plot_curves(path: Path, curves: Mapping[str, Sequence[float | None]], *, title: str, ylabel: str,
-                stamps_s: np.ndarray | None = None) -> Path:
+def plot_curves(
+    path: Path,
+    curves: Mapping[str, Sequence[float | None]],
+    *,
+    title: str,
+    ylabel: str,
+    stamps_s: np.ndarray | None = None,
+) -> Path:
     """Line plot of per-frame curves (percent), x = frame index (and seconds on top if given)."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
@@ -133,51 +148,81 @@ def plot_histogram(path: Path, values: np.ndarray, *, title: str, xlabel: str) -
 
 
 def _pct(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{100 * value:.1f}"
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and not math.isfinite(value))
+        else f"{100 * value:.1f}"
+    )
 
 
 def _num(value: Any, fmt: str = ".2f") -> str:
-    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, fmt)
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and not math.isfinite(value))
+        else format(value, fmt)
+    )
 
 
 def report_markdown(data: Mapping[str, Any], files: Sequence[str]) -> str:
     """The human summary of a metrics.json dict (see :func:`taptr_ros.eval.bag_eval.evaluate_bag`)."""
     lines = [f"# Bag evaluation: {data['bag']}", ""]
-    lines += [f"- image topic: `{data['image_topic']}` ({data['num_frames']} frames, "
-              f"{data['width']}x{data['height']})",
-              f"- tracker: {data['meta'].get('tracker', 'taptr')}, checkpoint `{data['meta'].get('checkpoint')}`, "
-              f"device {data['meta'].get('device')}",
-              f"- queries: {data['num_queries']} ({data['queries_source']})",
-              f"- mode: lockstep (every frame processed, in order, as the node processes it)", ""]
+    lines += [
+        f"- image topic: `{data['image_topic']}` ({data['num_frames']} frames, "
+        f"{data['width']}x{data['height']})",
+        f"- tracker: {data['meta'].get('tracker', 'taptr')}, checkpoint `{data['meta'].get('checkpoint')}`, "
+        f"device {data['meta'].get('device')}",
+        f"- queries: {data['num_queries']} ({data['queries_source']})",
+        f"- mode: lockstep (every frame processed, in order, as the node processes it)",
+        "",
+    ]
     timing = data.get("timing", {})
     if timing:
-        lines += ["## Speed (engine push per frame)", "",
-                  "| fps | mean ms | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|",
-                  f"| {_num(timing['fps'], '.1f')} | {_num(timing['ms_mean'])} | {_num(timing['ms_p50'])} | "
-                  f"{_num(timing['ms_p90'])} | {_num(timing['ms_p99'])} | {_num(timing['ms_max'])} |", ""]
+        lines += [
+            "## Speed (engine push per frame)",
+            "",
+            "| fps | mean ms | p50 ms | p90 ms | p99 ms | max ms |",
+            "|---|---|---|---|---|---|",
+            f"| {_num(timing['fps'], '.1f')} | {_num(timing['ms_mean'])} | {_num(timing['ms_p50'])} | "
+            f"{_num(timing['ms_p90'])} | {_num(timing['ms_p99'])} | {_num(timing['ms_max'])} |",
+            "",
+        ]
     tapvid = data.get("tapvid")
     if tapvid:
         overall = tapvid["overall"]
-        lines += [f"## TAP-Vid metrics (query mode `{tapvid['query_mode']}`, 256 x 256 scale, %)", "",
-                  f"Ground truth: {data['ground_truth']}. Computed by the code of `taptr eval tapvid`.", "",
-                  "| AJ | <δ avg | OA | " + " | ".join(f"J@{d}" for d in THRESHOLDS) + " |",
-                  "|---|---|---|" + "---|" * len(THRESHOLDS),
-                  f"| {_pct(overall.get('average_jaccard'))} | {_pct(overall.get('average_pts_within_thresh'))} | "
-                  f"{_pct(overall.get('occlusion_accuracy'))} | "
-                  + " | ".join(_pct(overall.get(f"jaccard_{d}")) for d in THRESHOLDS) + " |", ""]
+        lines += [
+            f"## TAP-Vid metrics (query mode `{tapvid['query_mode']}`, 256 x 256 scale, %)",
+            "",
+            f"Ground truth: {data['ground_truth']}. Computed by the code of `taptr eval tapvid`.",
+            "",
+            "| AJ | <δ avg | OA | " + " | ".join(f"J@{d}" for d in THRESHOLDS) + " |",
+            "|---|---|---|" + "---|" * len(THRESHOLDS),
+            f"| {_pct(overall.get('average_jaccard'))} | {_pct(overall.get('average_pts_within_thresh'))} | "
+            f"{_pct(overall.get('occlusion_accuracy'))} | "
+            + " | ".join(_pct(overall.get(f"jaccard_{d}")) for d in THRESHOLDS)
+            + " |",
+            "",
+        ]
     survival = data.get("survival")
     if survival:
-        lines += ["## Track survival (no ground truth)", "",
-                  f"- visible at the last frame: {_pct(survival['survival_at_end'])} %",
-                  f"- mean share visible per frame: {_pct(survival['mean_visible_fraction'])} %",
-                  f"- median visible run: {_num(survival['median_visible_run_frames'], '.0f')} frames; "
-                  f"followed to the end without a predicted occlusion: {_pct(survival['full_run_fraction'])} %", ""]
+        lines += [
+            "## Track survival (no ground truth)",
+            "",
+            f"- visible at the last frame: {_pct(survival['survival_at_end'])} %",
+            f"- mean share visible per frame: {_pct(survival['mean_visible_fraction'])} %",
+            f"- median visible run: {_num(survival['median_visible_run_frames'], '.0f')} frames; "
+            f"followed to the end without a predicted occlusion: {_pct(survival['full_run_fraction'])} %",
+            "",
+        ]
     fb = data.get("forward_backward")
     if fb:
-        lines += ["## Forward-backward consistency", "",
-                  f"{fb['num_returned']} of {fb['num_points']} points tracked back to their query frame; "
-                  f"median error {_num(fb['median_error_px'])} px ({_num(fb['median_error_256'])} at 256 x 256); "
-                  + ", ".join(f"<{d}: {_pct(fb[f'within_{d}_256'])} %" for d in THRESHOLDS), ""]
+        lines += [
+            "## Forward-backward consistency",
+            "",
+            f"{fb['num_returned']} of {fb['num_points']} points tracked back to their query frame; "
+            f"median error {_num(fb['median_error_px'])} px ({_num(fb['median_error_256'])} at 256 x 256); "
+            + ", ".join(f"<{d}: {_pct(fb[f'within_{d}_256'])} %" for d in THRESHOLDS),
+            "",
+        ]
     if files:
         lines += ["## Files", ""] + [f"- `{name}`" for name in files] + [""]
     return "\n".join(lines)

@@ -41,12 +41,16 @@ class GroundTruth:
 
 
 def _mismatch(source: str, what: str) -> BagGroundTruthError:
-    return BagGroundTruthError(f"{source}: ground truth does not match the bag's video: {what}. Pass the "
-                               "ground truth the bag was made from (or remake the bag from it with "
-                               "`taptr bag make`)")
+    return BagGroundTruthError(
+        f"{source}: ground truth does not match the bag's video: {what}. Pass the "
+        "ground truth the bag was made from (or remake the bag from it with "
+        "`taptr bag make`)"
+    )
 
 
-def truth_from_bag(reader: BagReader, topic: str, stamps_ns: np.ndarray, size_wh: tuple[int, int]) -> GroundTruth:
+def truth_from_bag(
+    reader: BagReader, topic: str, stamps_ns: np.ndarray, size_wh: tuple[int, int]
+) -> GroundTruth:
     """Read a TrackedPoints ground-truth topic and align it to the image frames.
 
     Args:
@@ -70,8 +74,11 @@ def truth_from_bag(reader: BagReader, topic: str, stamps_ns: np.ndarray, size_wh
         if t is None:
             raise _mismatch(source, f"a message has stamp {tracks.stamp_ns} ns, which no image frame has")
         if (tracks.width, tracks.height) != tuple(size_wh):
-            raise _mismatch(source, f"it is for {tracks.width}x{tracks.height} images, the frames are "
-                                    f"{size_wh[0]}x{size_wh[1]}")
+            raise _mismatch(
+                source,
+                f"it is for {tracks.width}x{tracks.height} images, the frames are "
+                f"{size_wh[0]}x{size_wh[1]}",
+            )
         if ids is None:
             ids = tracks.ids
         elif not np.array_equal(ids, tracks.ids):
@@ -79,15 +86,18 @@ def truth_from_bag(reader: BagReader, topic: str, stamps_ns: np.ndarray, size_wh
         per_frame[t] = tracks
     missing = sorted(set(range(T)) - set(per_frame))
     if missing:
-        raise _mismatch(source, f"{len(missing)} of {T} frames have no ground truth (first: frame {missing[0]})")
+        raise _mismatch(
+            source, f"{len(missing)} of {T} frames have no ground truth (first: frame {missing[0]})"
+        )
     assert ids is not None
     xy = np.stack([np.stack([per_frame[t].x, per_frame[t].y], axis=-1) for t in range(T)], axis=1)
     occluded = ~np.stack([per_frame[t].visible for t in range(T)], axis=1)
     return GroundTruth(xy.astype(np.float64), occluded, ids.copy(), source)
 
 
-def truth_from_pickle(path: str | os.PathLike[str], num_frames: int, size_wh: tuple[int, int], *,
-                      video: str | None = None) -> GroundTruth:
+def truth_from_pickle(
+    path: str | os.PathLike[str], num_frames: int, size_wh: tuple[int, int], *, video: str | None = None
+) -> GroundTruth:
     """Ground truth from a TAP-Vid pickle, checked against the bag's frame count and size.
 
     Args:
@@ -114,7 +124,10 @@ def truth_from_pickle(path: str | os.PathLike[str], num_frames: int, size_wh: tu
     item = videos[name]
     source = f"{Path(path)}[{name}]"
     if item.num_frames != num_frames or (item.width, item.height) != tuple(size_wh):
-        raise _mismatch(source, f"it has {item.num_frames} frames of {item.width}x{item.height}, the bag "
-                                f"{num_frames} frames of {size_wh[0]}x{size_wh[1]}")
+        raise _mismatch(
+            source,
+            f"it has {item.num_frames} frames of {item.width}x{item.height}, the bag "
+            f"{num_frames} frames of {size_wh[0]}x{size_wh[1]}",
+        )
     tracks = item.points.astype(np.float64) * np.array([item.width, item.height])
     return GroundTruth(tracks, item.occluded.copy(), np.arange(len(tracks), dtype=np.uint32), source)

@@ -12,8 +12,15 @@ import pytest
 from taptr_ros.cli import main
 from taptr_ros.data.synthetic import generate_tapvid, preset
 from taptr_ros.data.tapvid import TapVidVideo, save_tapvid
-from taptr_ros.eval.bag_errors import (BagEmptyError, BagError, BagGroundTruthError, BagNotFoundError, BagTopicError,
-                                       BagTruncatedError, BagTypeError)
+from taptr_ros.eval.bag_errors import (
+    BagEmptyError,
+    BagError,
+    BagGroundTruthError,
+    BagNotFoundError,
+    BagTopicError,
+    BagTruncatedError,
+    BagTypeError,
+)
 from taptr_ros.eval.bag_eval import EvalOptions, evaluate_bag
 from taptr_ros.eval.bag_io import GROUND_TRUTH_TOPIC, TRACKS_TYPE, BagReader, BagWriter, image_message
 from taptr_ros.eval.bag_make import MakeOptions, make_bag, stamps_ns
@@ -22,7 +29,9 @@ from taptr_ros.eval.bag_truth import truth_from_pickle
 
 @pytest.fixture(scope="module")
 def video() -> TapVidVideo:
-    return generate_tapvid(preset("easy", num_frames=6, num_points=5, height=48, width=64), num_videos=1, seed=3)[0]
+    return generate_tapvid(
+        preset("easy", num_frames=6, num_points=5, height=48, width=64), num_videos=1, seed=3
+    )[0]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +65,19 @@ def test_missing_topic_lists_the_topics_present(good_bags):
 
 
 def test_missing_topic_through_the_cli_fails_before_loading_a_model(good_bags, capsys):
-    code = main(["bag", "eval", str(good_bags / "mcap"), "--out", str(good_bags / "o"), "--image-topic", "/nope",
-                 "--checkpoint", str(good_bags / "no-such-model.pt")])
+    code = main(
+        [
+            "bag",
+            "eval",
+            str(good_bags / "mcap"),
+            "--out",
+            str(good_bags / "o"),
+            "--image-topic",
+            "/nope",
+            "--checkpoint",
+            str(good_bags / "no-such-model.pt"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "no topic '/nope'" in err and "/camera/image_raw" in err and "checkpoint" not in err
@@ -166,8 +186,12 @@ def test_ground_truth_pickle_that_does_not_match(tmp_path, good_bags, video):
     short = TapVidVideo(video.name, video.video[:5], video.points[:, :5], video.occluded[:, :5])
     save_tapvid(tmp_path / "short.pkl", [short])
     with pytest.raises(BagGroundTruthError) as info:
-        evaluate_bag(good_bags / "sqlite", tmp_path / "out", _no_engine,
-                     EvalOptions(ground_truth=str(tmp_path / "short.pkl")))
+        evaluate_bag(
+            good_bags / "sqlite",
+            tmp_path / "out",
+            _no_engine,
+            EvalOptions(ground_truth=str(tmp_path / "short.pkl")),
+        )
     assert "5 frames of 64x48, the bag 6 frames of 64x48" in str(info.value)
     assert "Pass the ground truth the bag was made from" in str(info.value)
     with pytest.raises(BagGroundTruthError, match="64x48, the bag 6 frames of 32x48"):
@@ -189,24 +213,47 @@ def test_ground_truth_topic_that_does_not_match(tmp_path, video):
         for t, stamp in enumerate(stamps):
             writer.write("/camera/image_raw", stamp, image_message(video.video[t], stamp))
             if t != 3:  # frame 3 has no ground truth
-                writer.write(GROUND_TRUTH_TOPIC, stamp, tracks_message(
-                    ids=np.arange(5), xy=np.zeros((5, 2)), visible=np.ones(5, bool), visibility=np.ones(5),
-                    width=64, height=48, stamp_ns=stamp, frame_id="camera"))
+                writer.write(
+                    GROUND_TRUTH_TOPIC,
+                    stamp,
+                    tracks_message(
+                        ids=np.arange(5),
+                        xy=np.zeros((5, 2)),
+                        visible=np.ones(5, bool),
+                        visibility=np.ones(5),
+                        width=64,
+                        height=48,
+                        stamp_ns=stamp,
+                        frame_id="camera",
+                    ),
+                )
     with pytest.raises(BagGroundTruthError, match=r"1 of 6 frames have no ground truth \(first: frame 3\)"):
         evaluate_bag(tmp_path / "bag", tmp_path / "out", _no_engine)
 
 
 def test_sidecar_from_another_bag(tmp_path, good_bags):
-    other = generate_tapvid(preset("easy", num_frames=6, num_points=5, height=48, width=64), num_videos=1,
-                            seed=4)
+    other = generate_tapvid(
+        preset("easy", num_frames=6, num_points=5, height=48, width=64), num_videos=1, seed=4
+    )
     save_tapvid(tmp_path / "other.pkl", other)
     make_bag(tmp_path / "other.pkl", tmp_path / "other", MakeOptions())
     bag = _copy(good_bags / "sqlite", tmp_path / "bag")
     with pytest.raises(BagGroundTruthError, match="sidecar belongs to another bag"):
-        evaluate_bag(bag, tmp_path / "out", _no_engine,
-                     EvalOptions(queries_file=str(tmp_path / "other" / "taptr_queries.json")))
+        evaluate_bag(
+            bag,
+            tmp_path / "out",
+            _no_engine,
+            EvalOptions(queries_file=str(tmp_path / "other" / "taptr_queries.json")),
+        )
 
 
 def test_every_error_is_a_bag_error():
-    for cls in (BagEmptyError, BagGroundTruthError, BagNotFoundError, BagTopicError, BagTruncatedError, BagTypeError):
+    for cls in (
+        BagEmptyError,
+        BagGroundTruthError,
+        BagNotFoundError,
+        BagTopicError,
+        BagTruncatedError,
+        BagTypeError,
+    ):
         assert issubclass(cls, BagError)

@@ -57,7 +57,9 @@ def factory(checkpoint):
 
 @pytest.fixture(scope="module")
 def pickle_path(folder) -> Path:
-    videos = generate_tapvid(preset("easy", num_frames=T, num_points=10, height=H, width=W), num_videos=1, seed=11)
+    videos = generate_tapvid(
+        preset("easy", num_frames=T, num_points=10, height=H, width=W), num_videos=1, seed=11
+    )
     save_tapvid(folder / "synth.pkl", videos)
     return folder / "synth.pkl"
 
@@ -65,6 +67,7 @@ def pickle_path(folder) -> Path:
 def direct_tracker(factory):
     """A TAP-Vid tracker callable running OnlineTracker over the frames as the node does, without any bag:
     push frame t (stamp t + 1), then add the queries of frame t at that stamp."""
+
     def tracker(video: np.ndarray, queries: np.ndarray):
         engine = factory[0](len(queries))
         M, n = len(queries), video.shape[0]
@@ -82,6 +85,7 @@ def direct_tracker(factory):
                 ids, _ = engine.add_points(queries[mine, 1:], t + 1)
                 rows.update({int(i): int(r) for i, r in zip(ids, mine)})
         return tracks, occluded, 0.0
+
     return tracker
 
 
@@ -135,8 +139,14 @@ def test_outputs_are_complete_and_the_input_untouched(baseline, folder):
     result, digest = baseline
     out = folder / "plain_out"
     assert _digest(folder / "plain") == digest
-    assert set(result.files) == {"tracks/", "overlay.mp4", "jaccard.png", "visibility_accuracy.png", "metrics.json",
-                                 "report.md"}
+    assert set(result.files) == {
+        "tracks/",
+        "overlay.mp4",
+        "jaccard.png",
+        "visibility_accuracy.png",
+        "metrics.json",
+        "report.md",
+    }
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
     for png in ("jaccard.png", "visibility_accuracy.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -157,17 +167,26 @@ def test_outputs_are_complete_and_the_input_untouched(baseline, folder):
     assert (published[0].width, published[0].height) == (W, H)
 
 
-@pytest.mark.parametrize("options", [
-    MakeOptions(storage="mcap"),
-    MakeOptions(row_padding=7, encoding="bgr8"),
-    MakeOptions(storage="mcap", compression="png"),
-], ids=["mcap", "padded-bgr8", "png-compressed"])
-def test_storage_padding_and_lossless_compression_change_nothing(folder, pickle_path, factory, baseline, options):
+@pytest.mark.parametrize(
+    "options",
+    [
+        MakeOptions(storage="mcap"),
+        MakeOptions(row_padding=7, encoding="bgr8"),
+        MakeOptions(storage="mcap", compression="png"),
+    ],
+    ids=["mcap", "padded-bgr8", "png-compressed"],
+)
+def test_storage_padding_and_lossless_compression_change_nothing(
+    folder, pickle_path, factory, baseline, options
+):
     name = f"{options.storage}-{options.row_padding}-{options.compression}"
     make_bag(pickle_path, folder / name, options)
-    result = evaluate_bag(folder / name, folder / f"{name}_out", factory[0],
-                          EvalOptions(overlay=False, plots=False))
-    assert _headline(result.metrics["tapvid"]["overall"]) == _headline(baseline[0].metrics["tapvid"]["overall"])
+    result = evaluate_bag(
+        folder / name, folder / f"{name}_out", factory[0], EvalOptions(overlay=False, plots=False)
+    )
+    assert _headline(result.metrics["tapvid"]["overall"]) == _headline(
+        baseline[0].metrics["tapvid"]["overall"]
+    )
     np.testing.assert_array_equal(result.run.tracks, baseline[0].run.tracks)
     np.testing.assert_array_equal(result.run.occluded, baseline[0].run.occluded)
     theirs, ours = _result_tracks(folder / "plain_out"), _result_tracks(folder / f"{name}_out")
@@ -178,15 +197,21 @@ def test_storage_padding_and_lossless_compression_change_nothing(folder, pickle_
 
 def test_jpeg_bag_runs_and_differs_a_little(folder, pickle_path, factory, baseline):
     make_bag(pickle_path, folder / "jpeg", MakeOptions(compression="jpeg", jpeg_quality=80))
-    result = evaluate_bag(folder / "jpeg", folder / "jpeg_out", factory[0], EvalOptions(overlay=False, plots=False))
+    result = evaluate_bag(
+        folder / "jpeg", folder / "jpeg_out", factory[0], EvalOptions(overlay=False, plots=False)
+    )
     assert not np.array_equal(result.run.tracks, baseline[0].run.tracks)
     assert np.abs(result.run.tracks - baseline[0].run.tracks).mean() < 5.0
     assert result.metrics["tapvid"]["overall"]["average_jaccard"] is not None
 
 
 def test_strided_mode_tracks_backwards_before_the_query(folder, factory, baseline):
-    result = evaluate_bag(folder / "plain", folder / "strided_out", factory[0],
-                          EvalOptions(query_mode="strided", overlay=False, plots=False))
+    result = evaluate_bag(
+        folder / "plain",
+        folder / "strided_out",
+        factory[0],
+        EvalOptions(query_mode="strided", overlay=False, plots=False),
+    )
     queries, run = result.queries, result.run
     later = queries[:, 0] > 0
     assert later.any()
@@ -198,8 +223,12 @@ def test_strided_mode_tracks_backwards_before_the_query(folder, factory, baselin
 
 
 def test_without_ground_truth_survival_and_forward_backward(folder, factory):
-    result = evaluate_bag(folder / "plain", folder / "nogt_out", factory[0],
-                          EvalOptions(use_ground_truth=False, grid=3, overlay=False))
+    result = evaluate_bag(
+        folder / "plain",
+        folder / "nogt_out",
+        factory[0],
+        EvalOptions(use_ground_truth=False, grid=3, overlay=False),
+    )
     metrics = result.metrics
     assert "tapvid" not in metrics and metrics["ground_truth"] is None
     assert metrics["num_queries"] == 9 and metrics["queries_source"] == "3x3 grid at frame 0"
@@ -221,11 +250,29 @@ def test_cli_eval_on_a_video_bag(folder, checkpoint, capsys):
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (H + 20, W + 20, 3), dtype=np.uint8)
     for i in range(5):
-        writer.write(np.ascontiguousarray(base[i:i + H, i:i + W]))
+        writer.write(np.ascontiguousarray(base[i : i + H, i : i + W]))
     writer.release()
-    assert main(["bag", "make", str(path), "--out", str(folder / "clip"), "--storage", "mcap", "--grid", "2"]) == 0
-    assert main(["bag", "eval", str(folder / "clip"), "--out", str(folder / "clip_out"), "--checkpoint",
-                 str(checkpoint), "--device", "cpu", "--no-overlay"]) == 0
+    assert (
+        main(["bag", "make", str(path), "--out", str(folder / "clip"), "--storage", "mcap", "--grid", "2"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bag",
+                "eval",
+                str(folder / "clip"),
+                "--out",
+                str(folder / "clip_out"),
+                "--checkpoint",
+                str(checkpoint),
+                "--device",
+                "cpu",
+                "--no-overlay",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "5 frames, 4 queries" in out and "forward-backward" in out
     metrics = json.loads((folder / "clip_out" / "metrics.json").read_text())
@@ -233,17 +280,27 @@ def test_cli_eval_on_a_video_bag(folder, checkpoint, capsys):
 
 
 @pytest.mark.parametrize("query_mode", ["first", "strided"])
-def test_independent_points_give_the_numbers_of_taptr_eval_tapvid(folder, baseline, pickle_path, checkpoint,
-                                                                  query_mode):
+def test_independent_points_give_the_numbers_of_taptr_eval_tapvid(
+    folder, baseline, pickle_path, checkpoint, query_mode
+):
     """The brief's criterion: with the TAP-Vid protocol (every query decoded alone), a bag made from a
     sequence scores what `taptr eval tapvid` (runner + engine_tracker) scores on it, to 1e-6."""
     from taptr_ros.eval.engine_tracker import make_engine_tracker
     from taptr_ros.tracking.options import TrackerOptions
 
-    factory, meta = make_engine_factory(str(checkpoint), "cpu", options=TrackerOptions(independent_points=True))
-    ours = evaluate_bag(folder / "plain", folder / f"independent_{query_mode}", factory,
-                        EvalOptions(query_mode=query_mode, overlay=False, plots=False), meta=meta)
-    report = evaluate_dataset(load_tapvid(pickle_path), make_engine_tracker(str(checkpoint), "cpu"), query_mode)
+    factory, meta = make_engine_factory(
+        str(checkpoint), "cpu", options=TrackerOptions(independent_points=True)
+    )
+    ours = evaluate_bag(
+        folder / "plain",
+        folder / f"independent_{query_mode}",
+        factory,
+        EvalOptions(query_mode=query_mode, overlay=False, plots=False),
+        meta=meta,
+    )
+    report = evaluate_dataset(
+        load_tapvid(pickle_path), make_engine_tracker(str(checkpoint), "cpu"), query_mode
+    )
     mine = _headline(ours.metrics["tapvid"]["overall"])
     assert mine.keys() == _headline(report.overall).keys()
     for key, value in _headline(report.overall).items():

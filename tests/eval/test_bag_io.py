@@ -14,8 +14,16 @@ import pytest
 from taptr_ros.data.synthetic import generate_tapvid, preset
 from taptr_ros.data.tapvid import save_tapvid
 from taptr_ros.eval.bag_errors import BagError, BagWriteError
-from taptr_ros.eval.bag_io import (GROUND_TRUTH_TOPIC, QUERIES_FILE, TRACKS_TYPE, BagReader, BagWriter, bag_typestore,
-                                   image_message, read_queries)
+from taptr_ros.eval.bag_io import (
+    GROUND_TRUTH_TOPIC,
+    QUERIES_FILE,
+    TRACKS_TYPE,
+    BagReader,
+    BagWriter,
+    bag_typestore,
+    image_message,
+    read_queries,
+)
 from taptr_ros.eval.bag_make import DEFAULT_START_NS, MakeOptions, make_bag, stamps_ns
 from taptr_ros.eval.bag_truth import truth_from_bag
 from taptr_ros.eval.tapvid import sample_queries
@@ -27,8 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 def synth(tmp_path_factory):
     """A 10-frame 96x128 synthetic TAP-Vid pickle (non-square, so x/y mix-ups show) and its video."""
     folder = tmp_path_factory.mktemp("synth")
-    video = generate_tapvid(preset("easy", num_frames=10, num_points=12, height=96, width=128),
-                            num_videos=1, seed=7)[0]
+    video = generate_tapvid(
+        preset("easy", num_frames=10, num_points=12, height=96, width=128), num_videos=1, seed=7
+    )[0]
     save_tapvid(folder / "s.pkl", [video])
     return folder / "s.pkl", video
 
@@ -38,17 +47,24 @@ def _read(bag: Path):
         topics = reader.topics
         images = list(reader.iter_images())
         stamps = np.array([i.stamp_ns for i in images])
-        truth = truth_from_bag(reader, GROUND_TRUTH_TOPIC, stamps, (images[0].width, images[0].height)) \
-            if GROUND_TRUTH_TOPIC in topics else None
+        truth = (
+            truth_from_bag(reader, GROUND_TRUTH_TOPIC, stamps, (images[0].width, images[0].height))
+            if GROUND_TRUTH_TOPIC in topics
+            else None
+        )
     return topics, images, truth
 
 
-@pytest.mark.parametrize("options", [
-    MakeOptions(),
-    MakeOptions(storage="mcap"),
-    MakeOptions(row_padding=13, encoding="bgr8"),
-    MakeOptions(storage="mcap", compression="png", topic="/cam/image_raw/compressed"),
-], ids=["sqlite3-rgb8", "mcap-rgb8", "padded-bgr8", "mcap-png"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        MakeOptions(),
+        MakeOptions(storage="mcap"),
+        MakeOptions(row_padding=13, encoding="bgr8"),
+        MakeOptions(storage="mcap", compression="png", topic="/cam/image_raw/compressed"),
+    ],
+    ids=["sqlite3-rgb8", "mcap-rgb8", "padded-bgr8", "mcap-png"],
+)
 def test_pickle_bag_reads_back_exactly(tmp_path, synth, options):
     pkl, video = synth
     summary = make_bag(pkl, tmp_path / "bag", options)
@@ -121,7 +137,9 @@ def test_video_source_with_grid(tmp_path):
     topics, images, truth = _read(tmp_path / "bag")
     assert truth is None and list(topics) == ["/camera/image_raw"]
     assert abs(int(images[4].rgb.mean()) - 160) <= 3
-    np.testing.assert_array_equal([i.stamp_ns for i in images], DEFAULT_START_NS + np.rint(np.arange(5) * 1e9 / 15))
+    np.testing.assert_array_equal(
+        [i.stamp_ns for i in images], DEFAULT_START_NS + np.rint(np.arange(5) * 1e9 / 15)
+    )
     queries = read_queries(tmp_path / "bag").queries["points"]
     assert queries.shape == (9, 3) and (queries[:, 0] == 0).all()
     assert queries[:, 1].min() > 0 and queries[:, 1].max() < 63
@@ -143,13 +161,16 @@ def test_writer_is_atomic_and_refuses_to_overwrite(tmp_path, synth):
     assert sorted(p.name for p in (tmp_path / "bag").iterdir()) == ["bag.mcap", "metadata.yaml", QUERIES_FILE]
 
 
-@pytest.mark.parametrize("options, match", [
-    (MakeOptions(storage="rosbag1"), "storage"),
-    (MakeOptions(compression="png", row_padding=4), "raw images only"),
-    (MakeOptions(fps=0.0), "positive"),
-    (MakeOptions(start_ns=0), "latest frame"),
-    (MakeOptions(topic="camera"), "absolute"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (MakeOptions(storage="rosbag1"), "storage"),
+        (MakeOptions(compression="png", row_padding=4), "raw images only"),
+        (MakeOptions(fps=0.0), "positive"),
+        (MakeOptions(start_ns=0), "latest frame"),
+        (MakeOptions(topic="camera"), "absolute"),
+    ],
+)
 def test_bad_make_options_name_the_fix(tmp_path, synth, options, match):
     with pytest.raises(BagWriteError, match=match):
         make_bag(synth[0], tmp_path / "bag", options)
@@ -159,7 +180,9 @@ def test_bad_make_options_name_the_fix(tmp_path, synth, options, match):
 def test_our_types_come_from_msg_and_hash_like_rosidl():
     from taptr_ros.eval import bag_io
 
-    ours = [line.split("#")[0].strip() for line in (REPO / "msg" / "TrackedPoints.msg").read_text().splitlines()]
+    ours = [
+        line.split("#")[0].strip() for line in (REPO / "msg" / "TrackedPoints.msg").read_text().splitlines()
+    ]
     assert [" ".join(l.split()) for l in ours if l] == bag_io._TRACKED_POINTS_MSG.splitlines()
     store = bag_typestore()
     fields = [name for name, _ in store.get_msgdef(TRACKS_TYPE).fields]
@@ -182,10 +205,25 @@ def test_tracks_cdr_reads_in_rclpy_and_back():
     rng = np.random.default_rng(0)
     xy = rng.random((5, 2)).astype(np.float32) * 100
     visible = rng.random(5) > 0.5
-    ours = tracks_message(ids=np.arange(5) + 7, xy=xy, visible=visible, visibility=visible.astype(np.float32),
-                          width=640, height=480, stamp_ns=1_700_000_000_123_456_789, frame_id="cam")
-    msg = pack_tracks(ids=np.arange(5) + 7, x=xy[:, 0], y=xy[:, 1], visible=visible,
-                      visibility=visible.astype(np.float32), width=640, height=480)
+    ours = tracks_message(
+        ids=np.arange(5) + 7,
+        xy=xy,
+        visible=visible,
+        visibility=visible.astype(np.float32),
+        width=640,
+        height=480,
+        stamp_ns=1_700_000_000_123_456_789,
+        frame_id="cam",
+    )
+    msg = pack_tracks(
+        ids=np.arange(5) + 7,
+        x=xy[:, 0],
+        y=xy[:, 1],
+        visible=visible,
+        visibility=visible.astype(np.float32),
+        width=640,
+        height=480,
+    )
     msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = 1_700_000_000, 123_456_789, "cam"
     # byte equality is too strict: rclpy leaves CDR alignment padding uninitialised
     theirs = deserialize_message(bytes(bag_typestore().serialize_cdr(ours, TRACKS_TYPE)), TrackedPoints)
@@ -208,7 +246,10 @@ def test_image_message_reads_in_rclpy():
     header.stamp.sec, header.stamp.nanosec = 12, 34
     theirs = numpy_to_image(rgb, "rgb8", header=header, step=5 * 3 + 3)
     ours = image_message(rgb, 12_000_000_034, frame_id="cam", row_padding=3)
-    assert deserialize_message(bytes(bag_typestore().serialize_cdr(ours, "sensor_msgs/msg/Image")), Image) == theirs
+    assert (
+        deserialize_message(bytes(bag_typestore().serialize_cdr(ours, "sensor_msgs/msg/Image")), Image)
+        == theirs
+    )
 
 
 def test_bag_error_family():

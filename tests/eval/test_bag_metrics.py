@@ -9,18 +9,25 @@ import pytest
 
 from taptr_ros.eval.bag_engine import backward_queries, merge_backward, run_lockstep
 from taptr_ros.eval.bag_io import BagImage
-from taptr_ros.eval.bag_metrics import (forward_backward, position_accuracy_per_frame, survival,
-                                        visibility_accuracy_per_frame)
+from taptr_ros.eval.bag_metrics import (
+    forward_backward,
+    position_accuracy_per_frame,
+    survival,
+    visibility_accuracy_per_frame,
+)
 
 
 def test_survival_by_hand():
     # 3 points over 5 frames; point 2 starts at frame 2
-    occluded = np.array([[0, 0, 0, 0, 0],
-                         [0, 0, 1, 0, 1],
-                         [1, 1, 0, 1, 1]], bool)
+    occluded = np.array([[0, 0, 0, 0, 0], [0, 0, 1, 0, 1], [1, 1, 0, 1, 1]], bool)
     s = survival(np.array([0, 0, 2]), occluded)
-    assert s["visible_fraction_per_frame"] == [1.0, 1.0, pytest.approx(2 / 3), pytest.approx(2 / 3),
-                                               pytest.approx(1 / 3)]
+    assert s["visible_fraction_per_frame"] == [
+        1.0,
+        1.0,
+        pytest.approx(2 / 3),
+        pytest.approx(2 / 3),
+        pytest.approx(1 / 3),
+    ]
     assert s["survival_at_end"] == pytest.approx(1 / 3)
     # visible runs after the query: 4 (to the end), 1 (hidden at frame 2), 0 (hidden at frame 3)
     assert s["median_visible_run_frames"] == 1.0
@@ -63,8 +70,13 @@ class _Shifter:
     def _result(self, stamp):
         ids = np.array(sorted(self.points), np.uint32)
         xy = np.array([self.points[i] for i in ids]).reshape(-1, 2)
-        return SimpleNamespace(stamp=stamp, ids=ids, xy=xy, visible=np.ones(len(ids), bool),
-                               visibility=np.ones(len(ids), np.float32))
+        return SimpleNamespace(
+            stamp=stamp,
+            ids=ids,
+            xy=xy,
+            visible=np.ones(len(ids), bool),
+            visibility=np.ones(len(ids), np.float32),
+        )
 
     def push(self, frame, stamp):
         for p in self.points.values():
@@ -91,8 +103,13 @@ def _frames(n, w=20, h=10):
 def test_lockstep_adds_after_the_frame_and_matches_late_results_by_stamp():
     queries = np.array([[0, 2.0, 3.0], [2, 5.0, 1.0], [1, 30.0, 4.0]])  # x 30 lies outside: clipped to 19
     seen = []
-    run = run_lockstep(_frames(5), _Shifter(), queries, 5, on_frame=lambda image, out: seen.append(
-        (image.index, len(out.ids))))
+    run = run_lockstep(
+        _frames(5),
+        _Shifter(),
+        queries,
+        5,
+        on_frame=lambda image, out: seen.append((image.index, len(out.ids))),
+    )
     assert seen == [(0, 0), (1, 1), (2, 2), (3, 3), (4, 3)]  # frame k published late, in order
     np.testing.assert_allclose(run.tracks[0, :, 0], [2, 3, 4, 5, 6])
     np.testing.assert_allclose(run.tracks[1, 2:, 0], [5, 6, 7])
@@ -106,14 +123,21 @@ def test_backward_merge_mirrors_the_engine_tracker_layout():
     rows, local, last = backward_queries(queries)
     assert list(rows) == [1, 2] and last == 3
     np.testing.assert_array_equal(local[:, 0], [0, 2])
-    forward = SimpleNamespace(tracks=np.zeros((3, 5, 2)), occluded=np.zeros((3, 5), bool),
-                              visibility=np.zeros((3, 5), np.float32), push_seconds=np.ones(5),
-                              stamps_ns=np.arange(5))
+    forward = SimpleNamespace(
+        tracks=np.zeros((3, 5, 2)),
+        occluded=np.zeros((3, 5), bool),
+        visibility=np.zeros((3, 5), np.float32),
+        push_seconds=np.ones(5),
+        stamps_ns=np.arange(5),
+    )
     # backward run over video frames 3, 2, 1, 0: local frame l holds value 100 + video frame
     video_frame = 3 - np.arange(4)
-    backward = SimpleNamespace(tracks=np.broadcast_to((100.0 + video_frame)[None, :, None], (2, 4, 2)).copy(),
-                               occluded=np.ones((2, 4), bool), visibility=np.zeros((2, 4), np.float32),
-                               push_seconds=np.ones(4))
+    backward = SimpleNamespace(
+        tracks=np.broadcast_to((100.0 + video_frame)[None, :, None], (2, 4, 2)).copy(),
+        occluded=np.ones((2, 4), bool),
+        visibility=np.zeros((2, 4), np.float32),
+        push_seconds=np.ones(4),
+    )
     merged = merge_backward(forward, backward, rows, queries[:, 0], last)
     np.testing.assert_array_equal(merged.tracks[1, :, 0], [100, 101, 102, 0, 0])  # frames 0..2 from backward
     np.testing.assert_array_equal(merged.tracks[2, :, 0], [100, 0, 0, 0, 0])

@@ -27,11 +27,16 @@ def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bag_play")
     torch.manual_seed(0)
     save_checkpoint(folder / "tiny.pt", TAPTRv2(model_preset("tiny", input_hw=(64, 64))))
-    videos = generate_tapvid(preset("easy", num_frames=T, num_points=8, height=64, width=80), num_videos=1, seed=5)
+    videos = generate_tapvid(
+        preset("easy", num_frames=T, num_points=8, height=64, width=80), num_videos=1, seed=5
+    )
     save_tapvid(folder / "s.pkl", videos)
     make_bag(folder / "s.pkl", folder / "raw", MakeOptions(row_padding=5))
-    make_bag(folder / "s.pkl", folder / "png", MakeOptions(storage="mcap", compression="png",
-                                                            topic="/camera/image_raw/compressed"))
+    make_bag(
+        folder / "s.pkl",
+        folder / "png",
+        MakeOptions(storage="mcap", compression="png", topic="/camera/image_raw/compressed"),
+    )
     return folder
 
 
@@ -40,8 +45,15 @@ def raw_node(setup, ros_isolation):
     """One taptr_tracker for the raw-image tests (a replayed bag rewinds the stamps: the node resets)."""
     from taptr_ros.eval.bag_play import start_node, stop_node
 
-    node = start_node(topic="/camera/image_raw", compressed=False, checkpoint=str(setup / "tiny.pt"), device="cpu",
-                      sim_time=True, extra=("-p", "cpu_threads:=1"), log_path=setup / "node.log")
+    node = start_node(
+        topic="/camera/image_raw",
+        compressed=False,
+        checkpoint=str(setup / "tiny.pt"),
+        device="cpu",
+        sim_time=True,
+        extra=("-p", "cpu_threads:=1"),
+        log_path=setup / "node.log",
+    )
     yield node
     stop_node(node)
 
@@ -63,8 +75,9 @@ def _lockstep(folder: Path, bag: str) -> dict:
     from taptr_ros.eval.bag_eval import EvalOptions, evaluate_bag
 
     factory, meta = make_engine_factory(str(folder / "tiny.pt"), "cpu")
-    return evaluate_bag(folder / bag, folder / f"{bag}_eval", factory, EvalOptions(overlay=False, plots=False),
-                        meta=meta).metrics
+    return evaluate_bag(
+        folder / bag, folder / f"{bag}_eval", factory, EvalOptions(overlay=False, plots=False), meta=meta
+    ).metrics
 
 
 @pytest.mark.parametrize("bag", ["raw", "png"])
@@ -72,9 +85,17 @@ def test_sync_replay_through_the_node_equals_lockstep_eval(setup, raw_node, isol
     from taptr_ros.eval.bag_play import PlayOptions, play_bag
 
     # raw: the module's node; png: --start-node starts one with input_transport compressed
-    options = PlayOptions(sync=True, wait_s=120.0) if bag == "raw" else PlayOptions(
-        sync=True, start_node=True, checkpoint=str(setup / "tiny.pt"), device="cpu",
-        node_args=("-p", "cpu_threads:=1"))
+    options = (
+        PlayOptions(sync=True, wait_s=120.0)
+        if bag == "raw"
+        else PlayOptions(
+            sync=True,
+            start_node=True,
+            checkpoint=str(setup / "tiny.pt"),
+            device="cpu",
+            node_args=("-p", "cpu_threads:=1"),
+        )
+    )
     result = play_bag(setup / bag, options, out_dir=setup / f"{bag}_play", log=lambda _text: None)
     live = result.metrics
     assert live["frames_answered"] == T and live["frames_dropped"] == 0 and live["held_point_frames"] == 0
@@ -118,6 +139,10 @@ def test_node_that_cannot_start_is_reported(setup, isolated_env):
     from taptr_ros.eval.bag_play import PlayOptions, play_bag
 
     with pytest.raises(BagError, match="exited with code 1 before it was ready"):
-        play_bag(setup / "raw", PlayOptions(start_node=True, checkpoint=str(setup / "missing.pt")),
-                 out_dir=setup / "bad", log=lambda _text: None)
+        play_bag(
+            setup / "raw",
+            PlayOptions(start_node=True, checkpoint=str(setup / "missing.pt")),
+            out_dir=setup / "bad",
+            log=lambda _text: None,
+        )
     assert "does not exist" in (setup / "bad" / "taptr_tracker.log").read_text()
