@@ -21,14 +21,19 @@ class FeatureCache:
         num_tokens: L, tokens of one frame's memory.
         dim: C, channels per token.
         device, dtype: of the memory tensor (the model's).
+        kv_layers: when > 0, also keep each frame's cross-attention keys and values of that
+            many decoder layers (`TAPTRv2.project_memory`), projected once per frame.
     """
 
     def __init__(self, capacity: int, num_tokens: int, dim: int, *,
-                 device: torch.device | str, dtype: torch.dtype) -> None:
+                 device: torch.device | str, dtype: torch.dtype, kv_layers: int = 0) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self.memory = torch.zeros(capacity, num_tokens, dim, device=device, dtype=dtype)
+        self.keys = torch.zeros(kv_layers, capacity, num_tokens, dim, device=device, dtype=dtype) \
+            if kv_layers else None
+        self.values = torch.zeros_like(self.keys) if kv_layers else None
         self._frame = [-1] * capacity
         self._stamp: list[Any] = [None] * capacity
         self._hw: list[tuple[int, int]] = [(0, 0)] * capacity
@@ -56,16 +61,24 @@ class FeatureCache:
             raise KeyError(f"frame {frame} is not buffered (buffer holds {self.oldest}..{self.latest})")
         return frame % self.capacity
 
-    def put(self, frame: int, stamp: Any, hw: tuple[int, int], memory: Tensor) -> int:
-        """Store the next frame's memory (L, C), evicting the frame `capacity` frames older.
+    def put(self, frame: int, stamp: Any, hw: tuple[int, int], memory: Tensor,
+            kv: tuple[Tensor, Tensor] | None = None) -> int:
+        """Store the next frame's memory (L, C) (and keys/values (nD, L, C) each, when kept),
+        evicting the frame `capacity` frames older.
 
         Raises:
-            ValueError: `frame` is not latest + 1 (frames are stored in order, none skipped).
+            ValueError: `frame` is not latest + 1 (frames are stored in order, none skipped),
+                or keys/values missing while the cache keeps them.
         """
         if frame != self.latest + 1:
             raise ValueError(f"frames must be stored in order: expected {self.latest + 1}, got {frame}")
+        if (kv is None) != (self.keys is None):
+            raise ValueError("keys/values must be given exactly when the cache keeps them")
         slot = frame % self.capacity
         self.memory[slot].copy_(memory)
+        if kv is not None:
+            self.keys[:, slot].copy_(kv[0])
+            self.values[:, slot].copy_(kv[1])
         self._frame[slot], self._stamp[slot], self._hw[slot] = frame, stamp, (int(hw[0]), int(hw[1]))
         self.latest = frame
         return slot
@@ -92,6 +105,13 @@ class FeatureCache:
     def window(self, first: int, last: int) -> Tensor:
         """(n, L, C) memory of frames first..last in order (a copy)."""
         return self.memory.index_select(0, self.slots(first, last))
+
+    def window_kv(self, first: int, last: int) -> tuple[Tensor, Tensor]:
+        """Keys and values of frames first..last, ((nD, n, L, C), (nD, n, L, C)) copies."""
+        if self.keys is None:
+            raise ValueError("this cache does not keep keys/values (kv_layers=0)")
+        slots = self.slots(first, last)
+        return self.keys.index_select(1, slots), self.values.index_select(1, slots)
 
     def clear(self) -> None:
         """Forget every frame (the memory tensor is kept, not freed)."""

@@ -88,8 +88,8 @@ class OnlineTracker:
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         opts = self.options
-        self._cache = FeatureCache(opts.window, cfg.num_tokens(), cfg.hidden_dim,
-                                   device=self.device, dtype=self.dtype)
+        self._cache = FeatureCache(opts.window, cfg.num_tokens(), cfg.hidden_dim, device=self.device,
+                                   dtype=self.dtype, kv_layers=cfg.dec_layers if opts.cache_projections else 0)
         self._points = PointRegistry(opts.max_points, opts.window, cfg.hidden_dim, cfg.num_vis_classes,
                                      device=self.device, dtype=self.dtype)
         self._dummy_xy = dummy_positions(opts.pad_queries_to, opts.pad_seed).to(self.device, self.dtype)
@@ -335,8 +335,12 @@ class OnlineTracker:
         image = preprocess_frame(frame, self.model.config, bgr=self.options.bgr)
         image = image.to(self.device, self.dtype, non_blocking=True)
         t1 = self._sync()
-        memory = self.model.encode_frames(image[None])[0]
-        slot = self._cache.put(index, stamp, hw, memory)
+        memory = self.model.encode_frames(image[None])
+        kv = None
+        if self.options.cache_projections:
+            keys, values = self.model.project_memory(memory)
+            kv = (keys[:, 0], values[:, 0])
+        slot = self._cache.put(index, stamp, hw, memory[0], kv)
         self._points.enter_frame(slot)
         t2 = self._sync()
         self._unpublished.append(_Frame(index, stamp, hw, 1e3 * (t1 - t0), 1e3 * (t2 - t1)))
@@ -396,7 +400,7 @@ class OnlineTracker:
         n_pts = rows.numel()
         groups = [slice(i, i + 1) for i in range(n_pts)] if self.options.independent_points \
             else [slice(0, n_pts)]
-        memory = None
+        memory = kv = None
         parts, decoded = [], torch.zeros(n_pts, dtype=torch.bool)
         for g in groups:
             sub = Trajectory(state.content[:, g], state.ref[:, g], state.vis_logits[:, g])
@@ -404,8 +408,11 @@ class OnlineTracker:
                 parts.append(sub)
                 continue
             if memory is None:
-                memory = self._cache.window(first, last)
-            parts.append(self._decode(memory, sub, f0[g], tracked[:, g], update[:, g]))
+                if self.options.cache_projections:
+                    memory, kv = self._cache.frame_memory(first), self._cache.window_kv(first, last)
+                else:
+                    memory = self._cache.window(first, last)
+            parts.append(self._decode(memory, kv, sub, f0[g], tracked[:, g], update[:, g]))
             decoded[g] = True
         new = parts[0] if len(parts) == 1 else Trajectory(
             torch.cat([p.content for p in parts], 1), torch.cat([p.ref for p in parts], 1),
@@ -418,10 +425,13 @@ class OnlineTracker:
             points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0)
         return new
 
-    def _decode(self, memory: Tensor, state: Trajectory, f0: Tensor, tracked: Tensor,
-                update: Tensor) -> Trajectory:
+    def _decode(self, memory: Tensor, kv: tuple[Tensor, Tensor] | None, state: Trajectory, f0: Tensor,
+                tracked: Tensor, update: Tensor) -> Trajectory:
         """One decoder pass over a window for N points (+ padding dummies); returns the state
-        after `commit_window` semantics (window-local, no tail copy)."""
+        after `commit_window` semantics (window-local, no tail copy).
+
+        memory: (n, L, C) window memory, or with `kv` (cached keys/values of the window) only
+        the first frame's (1, L, C) (for the dummies' initial features)."""
         n_frames, n_pts = update.shape
         pad = max(0, self.options.pad_queries_to - n_pts)
         content, ref, init, trk, upd = state.content, state.ref, f0, tracked, update
@@ -434,7 +444,8 @@ class OnlineTracker:
             d_upd = (torch.arange(n_frames, device=update.device) > 0)[:, None].expand(n_frames, pad)
             trk = torch.cat((tracked, torch.ones_like(d_upd)), 1)
             upd = torch.cat((update, d_upd), 1)
-        out = self.model.decode_window(memory, content, ref, init, trk, upd)
+        out = self.model.decode_window(None if kv is not None else memory, content, ref, init, trk, upd,
+                                       memory_kv=kv)
         if pad:
             out = WindowOutput(**{f.name: getattr(out, f.name)[..., :n_pts, :] for f in fields(WindowOutput)})
         return commit_window(state, 0, out, update, copy_tail=False)

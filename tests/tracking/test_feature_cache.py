@@ -31,6 +31,20 @@ def test_ring_buffer_slots_eviction_and_window_order():
     assert len(cache) == 0 and cache.latest == -1
 
 
+def test_keys_values_are_kept_per_frame_when_asked():
+    cache = FeatureCache(3, 2, 2, device="cpu", dtype=torch.float32, kv_layers=2)
+    for t in range(4):
+        kv = (torch.full((2, 2, 2), float(t)), torch.full((2, 2, 2), -float(t)))
+        cache.put(t, t, (4, 4), torch.zeros(2, 2), kv)
+    keys, values = cache.window_kv(2, 3)
+    assert keys.shape == (2, 2, 2, 2) and keys[:, :, 0, 0].tolist() == [[2.0, 3.0]] * 2
+    assert values[0, :, 0, 0].tolist() == [-2.0, -3.0]
+    with pytest.raises(ValueError, match="keys/values"):
+        cache.put(4, 4, (4, 4), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="kv_layers=0"):
+        FeatureCache(3, 2, 2, device="cpu", dtype=torch.float32).window_kv(0, 0)
+
+
 def test_each_frame_is_encoded_once_one_frame_per_call(tiny, monkeypatch):
     calls = []
     original = tiny.encode_frames
@@ -40,6 +54,9 @@ def test_each_frame_is_encoded_once_one_frame_per_call(tiny, monkeypatch):
         return original(images)
 
     monkeypatch.setattr(tiny, "encode_frames", counting)
+    projected = []
+    original_projection = tiny.project_memory
+    monkeypatch.setattr(tiny, "project_memory", lambda m: projected.append(m.shape[0]) or original_projection(m))
     tracker = OnlineTracker(tiny)
     for t, frame in enumerate(random_video(0, 12, (30, 40))):
         tracker.push(frame)
@@ -47,7 +64,7 @@ def test_each_frame_is_encoded_once_one_frame_per_call(tiny, monkeypatch):
             tracker.add_points([[3.0, 4.0], [20.0, 10.0]])
         if t == 10:
             tracker.add_points([[1.0, 1.0]], stamp=5)  # an older frame: read from the buffer
-    assert calls == [1] * 12
+    assert calls == [1] * 12 and projected == [1] * 12
     assert tracker._cache.memory.device == next(tiny.parameters()).device
 
 

@@ -69,7 +69,8 @@ def test_memory_after_2000_frames_equals_memory_after_one_window():
     assert result.num_points == 6 and np.isfinite(result.xy).all()
     count, nbytes = footprint(tracker)
     assert (count, nbytes) == after_window
-    # the bound is the preallocated state: W frames of memory + max_points rows
-    cfg = model.config
-    assert nbytes >= window * cfg.num_tokens() * cfg.hidden_dim * 4
-    assert nbytes < 2 * (window * cfg.num_tokens() * cfg.hidden_dim + (window + 2) * 8 * (cfg.hidden_dim + 7)) * 4 + 4096
+    # and it is the preallocated state: W frames of memory, keys and values + max_points rows
+    cfg, rows = model.config, tracker.options.max_points
+    cache = window * cfg.num_tokens() * cfg.hidden_dim * (1 + 2 * cfg.dec_layers) * 4
+    points = rows * ((window + 1) * (cfg.hidden_dim + 4 + 3) + cfg.hidden_dim) * 4 + rows * 8
+    assert cache + points <= nbytes <= cache + points + 1024

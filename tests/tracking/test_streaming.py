@@ -70,11 +70,13 @@ def sizes(frames: int) -> list[tuple[int, int]]:
     return [(40, 56) if t < 12 else (48, 36) for t in range(frames)]
 
 
-@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
-def test_immediate_mode_equals_offline_on_every_prefix(tiny, schedule):
+@pytest.mark.parametrize("schedule,cached", [("A", True), ("B", True), ("A", False)])
+def test_immediate_mode_equals_offline_on_every_prefix(tiny, schedule, cached):
+    """cached: keys/values projected once per frame and cached, or projected per window."""
     frames = random_video(1, 23, sizes(23))
     offline = Offline(tiny, frames)
-    stream = Stream(OnlineTracker(tiny), frames, SCHEDULES[schedule], seed=2)
+    stream = Stream(OnlineTracker(tiny, TrackerOptions(cache_projections=cached)), frames, SCHEDULES[schedule],
+                    seed=2)
     assert [(at, r.frame_index) for at, r in stream.published] == [(t, t) for t in range(23)]
     errors = [check_equal(r, offline, stream, at) for at, r in stream.published]
     assert max(errors) < TOL
