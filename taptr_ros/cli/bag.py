@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from taptr_ros.eval.bag_io import DEFAULT_IMAGE_TOPIC, GROUND_TRUTH_TOPIC, STORAGES
+from taptr_ros.eval.bag_types import DEFAULT_IMAGE_TOPIC, GROUND_TRUTH_TOPIC, STORAGES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

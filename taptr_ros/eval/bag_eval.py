@@ -36,17 +36,9 @@ from taptr_ros.eval.bag_engine import (
     run_lockstep,
 )
 from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError, BagWriteError
-from taptr_ros.eval.bag_io import (
-    GROUND_TRUTH_TOPIC,
-    QUERIES_FILE,
-    RESULT_TOPIC,
-    TRACKS_TYPE,
-    BagImage,
-    BagReader,
-    BagWriter,
-    read_queries,
-    tracks_message,
-)
+from taptr_ros.eval.bag_io import BagImage, BagReader, BagWriter
+from taptr_ros.eval.bag_sidecar import QUERIES_FILE, read_queries
+from taptr_ros.eval.bag_types import GROUND_TRUTH_TOPIC, RESULT_TOPIC, TRACKS_TYPE, tracks_message
 from taptr_ros.eval.bag_truth import GroundTruth, truth_from_bag, truth_from_pickle
 
 DEFAULT_GRID = 8
@@ -379,7 +371,7 @@ def evaluate_bag(
             f"{truth.source if truth else bag}: no point of the ground truth is ever visible; "
             "there is nothing to evaluate"
         )
-    return _finish(bag, out_dir, topic, T, size_hw, stamps, truth, report, runs, options, meta, files)
+    return _finish(bag, out_dir, topic, T, size_hw, truth, report, runs, options, meta, files)
 
 
 def _backward_consistency(
@@ -417,7 +409,6 @@ def _finish(
     topic: str,
     T: int,
     size_hw: tuple[int, int],
-    stamps: np.ndarray,
     truth: GroundTruth | None,
     report: Any,
     runs: dict[str, Any],
@@ -425,79 +416,21 @@ def _finish(
     meta: dict[str, Any],
     files: list[str],
 ) -> BagEvalResult:
-    """metrics.json, plots, report.md."""
-    from taptr_ros.eval import bag_report
-    from taptr_ros.eval.bag_metrics import (
-        position_accuracy_per_frame,
-        survival,
-        visibility_accuracy_per_frame,
-    )
-    from taptr_ros.eval.tapvid import EVAL_SIZE, sample_queries, scale_tracks
+    """metrics.json, plots, report.md (see :func:`taptr_ros.eval.bag_report.write_eval_outputs`)."""
+    from taptr_ros.eval.bag_report import write_eval_outputs
 
-    run, queries = runs["run"], runs["queries"]
-    forward: LockstepRun = runs["forward"]
-    data: dict[str, Any] = {
-        "bag": str(bag),
-        "image_topic": topic,
-        "num_frames": T,
-        "width": size_hw[1],
-        "height": size_hw[0],
-        "mode": "lockstep",
-        "meta": meta,
-        "ground_truth": truth.source if truth else None,
-        "num_queries": int(len(queries)),
-        "queries_source": (
-            f"ground truth, query mode {options.query_mode!r}" if truth else runs.get("source")
-        ),
-        "timing": bag_report.timing_summary(forward.push_seconds),
-    }
-    title = f"{bag.name} ({topic})"
-    if truth is not None:
-        data["tapvid"] = report.to_dict()
-        _q, gt_tracks, gt_occluded = sample_queries(truth.tracks_px, truth.occluded, options.query_mode)
-        vis_curve = visibility_accuracy_per_frame(
-            queries[:, 0], gt_occluded, run.occluded, options.query_mode
-        )
-        pos_curve = position_accuracy_per_frame(
-            queries[:, 0],
-            scale_tracks(gt_tracks, size_hw, EVAL_SIZE),
-            gt_occluded,
-            scale_tracks(run.tracks, size_hw, EVAL_SIZE),
-            options.query_mode,
-        )
-        data["per_frame"] = {"visibility_accuracy": vis_curve, "position_accuracy": pos_curve}
-        if options.plots:
-            bag_report.plot_jaccard(
-                out_dir / "jaccard.png", report.overall, f"Jaccard per threshold - {title}"
-            )
-            bag_report.plot_curves(
-                out_dir / "visibility_accuracy.png",
-                {"visibility accuracy": list(vis_curve), "<δ avg (position)": list(pos_curve)},
-                title=f"accuracy over time - {title}",
-                ylabel="%",
-            )
-            files += ["jaccard.png", "visibility_accuracy.png"]
-    else:
-        data["survival"] = survival(queries[:, 0], run.occluded)
-        if options.plots:
-            bag_report.plot_curves(
-                out_dir / "survival.png",
-                {"visible": data["survival"]["visible_fraction_per_frame"]},
-                title=f"share of started points visible - {title}",
-                ylabel="%",
-            )
-            files.append("survival.png")
-    if "fb" in runs:
-        fb = dict(runs["fb"])
-        errors = fb.pop("errors_px")
-        data["forward_backward"] = fb
-        if options.plots:
-            bag_report.plot_histogram(
-                out_dir / "fb_error.png", errors, title=f"forward-backward error - {title}", xlabel="pixels"
-            )
-            files.append("fb_error.png")
-    files += ["metrics.json", "report.md"]
-    bag_report.write_json(out_dir / "metrics.json", data)
-    text = bag_report.report_markdown(bag_report._clean(data), files)
-    bag_report.atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return BagEvalResult(bag_report._clean(data), out_dir, files, run, queries)
+    data, files = write_eval_outputs(
+        bag,
+        out_dir,
+        topic,
+        T,
+        size_hw,
+        truth,
+        report,
+        runs,
+        query_mode=options.query_mode,
+        plots=options.plots,
+        meta=meta,
+        files=files,
+    )
+    return BagEvalResult(data, out_dir, files, runs["run"], runs["queries"])

@@ -1,30 +1,24 @@
-"""rosbag2 bags without ROS: read camera frames and tracks, write bags atomically, on ``rosbags``.
+"""rosbag2 bags without ROS, on ``rosbags``: read camera frames and tracks, write bags atomically.
 
-* :func:`bag_typestore`: the ROS 2 (Kilted) types plus ours, registered from ``msg/*.msg`` with
-  ``get_types_from_msg``, so bags carry our definitions and ``ros2 bag``/Foxglove read them.
-  Their RIHS01 hashes equal rosidl's (a test).
 * :class:`BagReader`: opens a sqlite3 or mcap bag (a directory with metadata.yaml), picks the
   image topic, yields :class:`BagImage` frames decoded to RGB with ``step`` padding and
   compression handled by :mod:`taptr_ros.ros.image_conversion` (the node's own decoder), and
   reads TrackedPoints topics as :class:`taptr_ros.ros.tracks_message.Tracks`.
-* :class:`BagWriter`: writes to a hidden temporary directory next to the target and renames
-  it into place on success, so a bag path never holds a half-written bag.
-* the queries sidecar (:data:`QUERIES_FILE` inside the bag directory), see :func:`write_queries`.
+* :class:`BagWriter`: writes to a hidden temporary directory next to the target and moves it
+  into place on success, so a bag path never holds a half-written bag.
 
-Stamps are integer nanoseconds (``sec * 10**9 + nanosec``). Messages are rosbags objects;
-no rclpy is imported here.
+Types and message builders: :mod:`taptr_ros.eval.bag_types`. Every failure is a
+:class:`taptr_ros.eval.bag_errors.BagError`. No rclpy is imported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,151 +33,14 @@ from taptr_ros.eval.bag_errors import (
     BagTypeError,
     BagWriteError,
 )
-
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
-IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
-TRACKS_TYPE = "taptr_ros/msg/TrackedPoints"
-DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
-GROUND_TRUTH_TOPIC = "/ground_truth/tracks"
-RESULT_TOPIC = "/taptr_tracker/tracks"
-QUERIES_FILE = "taptr_queries.json"
-QUERIES_FORMAT = "taptr_ros/bag_queries/1"
-STORAGES = ("sqlite3", "mcap")
-#: rosbag2 metadata version written: 8 is read by Jazzy and Kilted
-BAG_VERSION = 8
-
-_MSG_DIRS = (Path(__file__).resolve().parents[2] / "msg",)
-# Copy of msg/TrackedPoints.msg for installs that do not ship msg/ (a test keeps them equal).
-_TRACKED_POINTS_MSG = """\
-std_msgs/Header header
-uint32 width
-uint32 height
-uint32[] ids
-float32[] x
-float32[] y
-bool[] visible
-float32[] visibility
-"""
-
-
-def _msg_files() -> dict[str, str]:
-    """{'taptr_ros/msg/Name': definition} from the repository's or the install's msg/."""
-    dirs = list(_MSG_DIRS)
-    try:  # a colcon/ament install keeps them in share/taptr_ros/msg
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory("taptr_ros")) / "msg")
-    except Exception:  # noqa: BLE001 - no ament index: the embedded copy serves
-        pass
-    for folder in dirs:
-        files = sorted(folder.glob("*.msg")) if folder.is_dir() else []
-        if files:
-            return {f"taptr_ros/msg/{path.stem}": path.read_text() for path in files}
-    return {TRACKS_TYPE: _TRACKED_POINTS_MSG}
-
-
-@lru_cache(maxsize=1)
-def bag_typestore() -> Any:
-    """A rosbags Typestore: ROS 2 Kilted's standard types plus every taptr_ros message."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-    store = get_typestore(Stores.ROS2_KILTED)
-    types: dict[str, Any] = {}
-    for name, text in _msg_files().items():
-        types.update(get_types_from_msg(text, name))
-    store.register(types)
-    return store
-
-
-# --- messages -------------------------------------------------------------------------------
-
-
-def split_stamp(stamp_ns: int) -> tuple[int, int]:
-    """(sec, nanosec) of a stamp in nanoseconds."""
-    return int(stamp_ns) // 1_000_000_000, int(stamp_ns) % 1_000_000_000
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """Nanoseconds of a builtin_interfaces/Time-like object."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def make_header(stamp_ns: int, frame_id: str) -> Any:
-    store = bag_typestore()
-    sec, nanosec = split_stamp(stamp_ns)
-    return store.types["std_msgs/msg/Header"](
-        stamp=store.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id
-    )
-
-
-def image_message(
-    rgb: np.ndarray,
-    stamp_ns: int,
-    *,
-    frame_id: str = "camera",
-    encoding: str = "rgb8",
-    row_padding: int = 0,
-    compression: str | None = None,
-    jpeg_quality: int = 95,
-) -> Any:
-    """A rosbags sensor_msgs/Image (or CompressedImage) of an RGB frame.
-
-    Args:
-        rgb: (H, W, 3) uint8 RGB.
-        stamp_ns: header stamp.
-        frame_id: header frame.
-        encoding: ``rgb8`` or ``bgr8`` (raw images; compressed images keep rgb8 as the original).
-        row_padding: extra zero bytes per row (``step = W * 3 + row_padding``), raw only.
-        compression: ``None`` (raw), ``"jpeg"`` or ``"png"``.
-        jpeg_quality: 0..100.
-    """
-    from taptr_ros.ros.image_conversion import encode_compressed, pack_image
-
-    store = bag_typestore()
-    header = make_header(stamp_ns, frame_id)
-    if compression is not None:
-        packed = encode_compressed(rgb, "rgb8", fmt=compression, jpeg_quality=jpeg_quality)
-        return store.types[COMPRESSED_TYPE](
-            header=header, format=packed.format, data=np.frombuffer(packed.data, np.uint8)
-        )
-    array = rgb if encoding == "rgb8" else np.ascontiguousarray(rgb[:, :, ::-1])
-    packed = pack_image(array, encoding, step=rgb.shape[1] * 3 + int(row_padding))
-    return store.types[IMAGE_TYPE](
-        header=header,
-        height=packed.height,
-        width=packed.width,
-        encoding=packed.encoding,
-        is_bigendian=int(packed.is_bigendian),
-        step=packed.step,
-        data=np.frombuffer(packed.data, np.uint8),
-    )
-
-
-def tracks_message(
-    *,
-    ids: np.ndarray,
-    xy: np.ndarray,
-    visible: np.ndarray,
-    visibility: np.ndarray,
-    width: int,
-    height: int,
-    stamp_ns: int,
-    frame_id: str,
-) -> Any:
-    """A rosbags taptr_ros/TrackedPoints: ids (N,), xy (N, 2) pixels (x, y), visible (N,), visibility (N,)."""
-    xy = np.asarray(xy, np.float32).reshape(-1, 2)
-    return bag_typestore().types[TRACKS_TYPE](
-        header=make_header(stamp_ns, frame_id),
-        width=int(width),
-        height=int(height),
-        ids=np.ascontiguousarray(ids, np.uint32),
-        x=np.ascontiguousarray(xy[:, 0]),
-        y=np.ascontiguousarray(xy[:, 1]),
-        visible=np.ascontiguousarray(visible, bool),
-        visibility=np.ascontiguousarray(visibility, np.float32),
-    )
-
+from taptr_ros.eval.bag_types import (
+    BAG_VERSION,
+    IMAGE_TYPES,
+    STORAGES,
+    TRACKS_TYPE,
+    bag_typestore,
+    stamp_to_ns,
+)
 
 # --- writing --------------------------------------------------------------------------------
 
@@ -500,97 +357,3 @@ class BagReader:
                 yield log_ns, unpack_tracks(msg)
             except TracksMessageError as error:
                 raise BagTruncatedError(f"{self.path}: {topic!r}: {error}") from error
-
-
-# --- queries sidecar ------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class QueriesFile:
-    """The sidecar a bag made by ``taptr bag make`` carries: its queries, per query mode.
-
-    Attributes:
-        queries: {mode: (M, 3) float64 (t, x, y)}, t a frame index of the image topic, x, y pixels;
-            modes ``first``/``strided`` (from ground truth) or ``points`` (given by hand or a grid).
-        stamps_ns: (T,) int64 header stamps of the image topic's frames.
-        image_topic, width, height: the video the queries refer to.
-        meta: source path, video name, fps, ...
-    """
-
-    queries: dict[str, np.ndarray]
-    stamps_ns: np.ndarray
-    image_topic: str
-    width: int
-    height: int
-    meta: dict[str, Any]
-
-    def to_json(self) -> str:
-        stamps = [int(s) for s in self.stamps_ns]
-        rows = {
-            mode: [[int(t), stamps[int(t)], float(x), float(y)] for t, x, y in q]
-            for mode, q in self.queries.items()
-        }
-        return (
-            json.dumps(
-                {
-                    "format": QUERIES_FORMAT,
-                    "image_topic": self.image_topic,
-                    "width": self.width,
-                    "height": self.height,
-                    "num_frames": len(stamps),
-                    "stamps_ns": stamps,
-                    "columns": ["frame", "stamp_ns", "x", "y"],
-                    "queries": rows,
-                    "meta": self.meta,
-                },
-                indent=1,
-            )
-            + "\n"
-        )
-
-
-def write_queries(path: str | os.PathLike[str], queries: QueriesFile) -> None:
-    """Write the sidecar atomically (``path`` is the JSON file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(queries.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_queries(path: str | os.PathLike[str]) -> QueriesFile:
-    """Read a sidecar (a JSON file, or a bag directory holding :data:`QUERIES_FILE`).
-
-    Raises:
-        BagNotFoundError: no such file.
-        BagError: not the sidecar format.
-    """
-    from taptr_ros.eval.bag_errors import BagGroundTruthError
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / QUERIES_FILE
-    if not path.is_file():
-        raise BagNotFoundError(
-            f"{path}: no queries file; make the bag with `taptr bag make`, or pass "
-            "--points 'x,y;x,y' or --grid N"
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != QUERIES_FORMAT:
-            raise ValueError(f"format {data.get('format')!r}, expected {QUERIES_FORMAT!r}")
-        queries = {
-            mode: np.asarray([[r[0], r[2], r[3]] for r in rows], np.float64).reshape(-1, 3)
-            for mode, rows in data["queries"].items()
-        }
-        return QueriesFile(
-            queries,
-            np.asarray(data["stamps_ns"], np.int64),
-            str(data["image_topic"]),
-            int(data["width"]),
-            int(data["height"]),
-            dict(data.get("meta", {})),
-        )
-    except (ValueError, KeyError, TypeError, IndexError) as error:
-        raise BagGroundTruthError(
-            f"{path}: not a taptr bag queries file ({error}); regenerate it with " "`taptr bag make`"
-        ) from error

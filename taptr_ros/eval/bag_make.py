@@ -19,16 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from taptr_ros.eval.bag_errors import BagError, BagGroundTruthError, BagWriteError
-from taptr_ros.eval.bag_io import (
+from taptr_ros.eval.bag_io import BagWriter
+from taptr_ros.eval.bag_sidecar import QUERIES_FILE, QueriesFile
+from taptr_ros.eval.bag_types import (
     COMPRESSED_TYPE,
     DEFAULT_IMAGE_TOPIC,
     GROUND_TRUTH_TOPIC,
     IMAGE_TYPE,
-    QUERIES_FILE,
     STORAGES,
     TRACKS_TYPE,
-    BagWriter,
-    QueriesFile,
     image_message,
     tracks_message,
 )

@@ -172,9 +172,18 @@ def report_markdown(data: Mapping[str, Any], files: Sequence[str]) -> str:
         f"- tracker: {data['meta'].get('tracker', 'taptr')}, checkpoint `{data['meta'].get('checkpoint')}`, "
         f"device {data['meta'].get('device')}",
         f"- queries: {data['num_queries']} ({data['queries_source']})",
-        f"- mode: lockstep (every frame processed, in order, as the node processes it)",
-        "",
+        "- replay: lockstep (every frame processed, in order, as the node processes it)",
     ]
+    engine = data["meta"].get("engine_options")
+    if engine:
+        together = (
+            "one by one (TAP-Vid protocol)" if engine.get("independent_points") else "together (as the node)"
+        )
+        lines.append(
+            f"- engine: {engine.get('mode')} mode, window {engine.get('window')}/stride "
+            f"{engine.get('stride')}, points decoded {together}"
+        )
+    lines.append("")
     timing = data.get("timing", {})
     if timing:
         lines += [
@@ -226,3 +235,97 @@ def report_markdown(data: Mapping[str, Any], files: Sequence[str]) -> str:
     if files:
         lines += ["## Files", ""] + [f"- `{name}`" for name in files] + [""]
     return "\n".join(lines)
+
+
+def write_eval_outputs(
+    bag: Path,
+    out_dir: Path,
+    topic: str,
+    T: int,
+    size_hw: tuple[int, int],
+    truth: Any,
+    report: Any,
+    runs: dict[str, Any],
+    *,
+    query_mode: str,
+    plots: bool,
+    meta: dict[str, Any],
+    files: list[str],
+) -> tuple[dict[str, Any], list[str]]:
+    """Write metrics.json, the plots and report.md of ``taptr bag eval``; returns (metrics, files).
+
+    Args:
+        truth: the :class:`taptr_ros.eval.bag_truth.GroundTruth`, or None.
+        report: the :class:`taptr_ros.eval.runner.EvalReport` (with ground truth).
+        runs: ``run`` (scored :class:`taptr_ros.eval.bag_engine.LockstepRun`), ``forward`` (its forward
+            pass), ``queries`` (M, 3), ``source`` (without ground truth), ``fb`` (if measured).
+        files: the files written so far (result bag, overlay); extended.
+    """
+    from taptr_ros.eval.bag_metrics import (
+        position_accuracy_per_frame,
+        survival,
+        visibility_accuracy_per_frame,
+    )
+    from taptr_ros.eval.tapvid import EVAL_SIZE, sample_queries, scale_tracks
+
+    run, queries = runs["run"], runs["queries"]
+    forward = runs["forward"]
+    data: dict[str, Any] = {
+        "bag": str(bag),
+        "image_topic": topic,
+        "num_frames": T,
+        "width": size_hw[1],
+        "height": size_hw[0],
+        "mode": "lockstep",
+        "meta": meta,
+        "ground_truth": truth.source if truth else None,
+        "num_queries": int(len(queries)),
+        "queries_source": (f"ground truth, query mode {query_mode!r}" if truth else runs.get("source")),
+        "timing": timing_summary(forward.push_seconds),
+    }
+    title = f"{bag.name} ({topic})"
+    if truth is not None:
+        data["tapvid"] = report.to_dict()
+        _q, gt_tracks, gt_occluded = sample_queries(truth.tracks_px, truth.occluded, query_mode)
+        vis_curve = visibility_accuracy_per_frame(queries[:, 0], gt_occluded, run.occluded, query_mode)
+        pos_curve = position_accuracy_per_frame(
+            queries[:, 0],
+            scale_tracks(gt_tracks, size_hw, EVAL_SIZE),
+            gt_occluded,
+            scale_tracks(run.tracks, size_hw, EVAL_SIZE),
+            query_mode,
+        )
+        data["per_frame"] = {"visibility_accuracy": vis_curve, "position_accuracy": pos_curve}
+        if plots:
+            plot_jaccard(out_dir / "jaccard.png", report.overall, f"Jaccard per threshold - {title}")
+            plot_curves(
+                out_dir / "visibility_accuracy.png",
+                {"visibility accuracy": list(vis_curve), "<δ avg (position)": list(pos_curve)},
+                title=f"accuracy over time - {title}",
+                ylabel="%",
+            )
+            files += ["jaccard.png", "visibility_accuracy.png"]
+    else:
+        data["survival"] = survival(queries[:, 0], run.occluded)
+        if plots:
+            plot_curves(
+                out_dir / "survival.png",
+                {"visible": data["survival"]["visible_fraction_per_frame"]},
+                title=f"share of started points visible - {title}",
+                ylabel="%",
+            )
+            files.append("survival.png")
+    if "fb" in runs:
+        fb = dict(runs["fb"])
+        errors = fb.pop("errors_px")
+        data["forward_backward"] = fb
+        if plots:
+            plot_histogram(
+                out_dir / "fb_error.png", errors, title=f"forward-backward error - {title}", xlabel="pixels"
+            )
+            files.append("fb_error.png")
+    files += ["metrics.json", "report.md"]
+    write_json(out_dir / "metrics.json", data)
+    text = report_markdown(_clean(data), files)
+    atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return _clean(data), files

@@ -22,7 +22,8 @@ from taptr_ros.eval.bag_errors import (
     BagTypeError,
 )
 from taptr_ros.eval.bag_eval import EvalOptions, evaluate_bag
-from taptr_ros.eval.bag_io import GROUND_TRUTH_TOPIC, TRACKS_TYPE, BagReader, BagWriter, image_message
+from taptr_ros.eval.bag_io import BagReader, BagWriter
+from taptr_ros.eval.bag_types import GROUND_TRUTH_TOPIC, TRACKS_TYPE, image_message
 from taptr_ros.eval.bag_make import MakeOptions, make_bag, stamps_ns
 from taptr_ros.eval.bag_truth import truth_from_pickle
 
@@ -204,7 +205,7 @@ def test_ground_truth_pickle_that_does_not_match(tmp_path, good_bags, video):
 
 
 def test_ground_truth_topic_that_does_not_match(tmp_path, video):
-    from taptr_ros.eval.bag_io import tracks_message
+    from taptr_ros.eval.bag_types import tracks_message
 
     stamps = stamps_ns(6, 30.0)
     with BagWriter(tmp_path / "bag") as writer:

@@ -17,7 +17,8 @@ from taptr_ros.data.synthetic import generate_tapvid, preset
 from taptr_ros.data.tapvid import load_tapvid, save_tapvid
 from taptr_ros.eval.bag_engine import make_engine_factory
 from taptr_ros.eval.bag_eval import EvalOptions, evaluate_bag
-from taptr_ros.eval.bag_io import RESULT_TOPIC, BagReader
+from taptr_ros.eval.bag_io import BagReader
+from taptr_ros.eval.bag_types import RESULT_TOPIC
 from taptr_ros.eval.bag_make import MakeOptions, make_bag
 from taptr_ros.eval.runner import evaluate_dataset
 

@@ -14,16 +14,9 @@ import pytest
 from taptr_ros.data.synthetic import generate_tapvid, preset
 from taptr_ros.data.tapvid import save_tapvid
 from taptr_ros.eval.bag_errors import BagError, BagWriteError
-from taptr_ros.eval.bag_io import (
-    GROUND_TRUTH_TOPIC,
-    QUERIES_FILE,
-    TRACKS_TYPE,
-    BagReader,
-    BagWriter,
-    bag_typestore,
-    image_message,
-    read_queries,
-)
+from taptr_ros.eval.bag_io import BagReader, BagWriter
+from taptr_ros.eval.bag_sidecar import QUERIES_FILE, read_queries
+from taptr_ros.eval.bag_types import GROUND_TRUTH_TOPIC, TRACKS_TYPE, bag_typestore, image_message
 from taptr_ros.eval.bag_make import DEFAULT_START_NS, MakeOptions, make_bag, stamps_ns
 from taptr_ros.eval.bag_truth import truth_from_bag
 from taptr_ros.eval.tapvid import sample_queries
@@ -178,12 +171,12 @@ def test_bad_make_options_name_the_fix(tmp_path, synth, options, match):
 
 
 def test_our_types_come_from_msg_and_hash_like_rosidl():
-    from taptr_ros.eval import bag_io
+    from taptr_ros.eval import bag_types
 
     ours = [
         line.split("#")[0].strip() for line in (REPO / "msg" / "TrackedPoints.msg").read_text().splitlines()
     ]
-    assert [" ".join(l.split()) for l in ours if l] == bag_io._TRACKED_POINTS_MSG.splitlines()
+    assert [" ".join(l.split()) for l in ours if l] == bag_types._TRACKED_POINTS_MSG.splitlines()
     store = bag_typestore()
     fields = [name for name, _ in store.get_msgdef(TRACKS_TYPE).fields]
     assert fields == ["header", "width", "height", "ids", "x", "y", "visible", "visibility"]
@@ -199,7 +192,7 @@ def test_tracks_cdr_reads_in_rclpy_and_back():
 
     from taptr_ros.msg import TrackedPoints
 
-    from taptr_ros.eval.bag_io import tracks_message
+    from taptr_ros.eval.bag_types import tracks_message
     from taptr_ros.ros.tracks_message import pack_tracks
 
     rng = np.random.default_rng(0)

@@ -106,7 +106,8 @@ def test_sync_replay_through_the_node_equals_lockstep_eval(setup, raw_node, isol
         if key != "ms_per_frame":
             assert live["tapvid"]["overall"][key] == pytest.approx(value, abs=1e-6), key
     assert json.loads((setup / f"{bag}_play" / "metrics.json").read_text())["frames_answered"] == T
-    from taptr_ros.eval.bag_io import RESULT_TOPIC, BagReader
+    from taptr_ros.eval.bag_io import BagReader
+    from taptr_ros.eval.bag_types import RESULT_TOPIC
 
     with BagReader(setup / f"{bag}_play" / "tracks") as reader:
         assert len(list(reader.iter_tracks(RESULT_TOPIC))) == T

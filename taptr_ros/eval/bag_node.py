@@ -1,0 +1,71 @@
+"""The taptr_tracker node as a child process, on a ROS domain of its own (``taptr bag play --start-node``)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def isolate_ros_domain() -> dict[str, str]:
+    """Put this process (and its children) on a random ROS domain, localhost only; returns the vars."""
+    env = {
+        "ROS_DOMAIN_ID": str(random.SystemRandom().randint(1, 101)),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+    }
+    os.environ.update(env)
+    for key in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
+        os.environ.pop(key, None)
+    return env
+
+
+def start_node(
+    *,
+    topic: str,
+    compressed: bool,
+    checkpoint: str,
+    device: str,
+    sim_time: bool,
+    extra: tuple[str, ...],
+    log_path: Path,
+) -> subprocess.Popen:
+    """Start ``taptr-tracker`` (this interpreter, ``-m taptr_ros.ros.node``) subscribed to ``topic``."""
+    remap = f"image/compressed:={topic}" if compressed else f"image:={topic}"
+    args = [
+        sys.executable,
+        "-m",
+        "taptr_ros.ros.node",
+        "--ros-args",
+        "-r",
+        remap,
+        "-p",
+        f"checkpoint:={checkpoint}",
+        "-p",
+        f"device:={device}",
+        "-p",
+        f"use_sim_time:={'true' if sim_time else 'false'}",
+    ]
+    if compressed:
+        args += ["-p", "input_transport:=compressed"]
+    args += list(extra)
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True
+        )
+
+
+def stop_node(popen: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGINT (rclpy catches SIGTERM), then SIGKILL of its process group after ``timeout`` s."""
+    if popen.poll() is None:
+        try:
+            popen.send_signal(signal.SIGINT)
+            return popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                popen.kill()
+    return popen.wait()
