@@ -30,16 +30,16 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from taptr_ros.model.preprocess import pixels_to_norm, preprocess_frame
-from taptr_ros.model.taptr import TAPTRv2, WindowOutput
-from taptr_ros.model.windowing import Trajectory, commit_window, point_masks
+from taptr_ros.model.taptr import TAPTRv2
+from taptr_ros.model.windowing import Trajectory, point_masks
+from taptr_ros.tracking.decode import decode_padded, dummy_positions
 from taptr_ros.tracking.errors import (CapacityError, FrameError, PointError, StampError,
                                        TrackerStateError)
 from taptr_ros.tracking.feature_cache import FeatureCache
@@ -47,12 +47,6 @@ from taptr_ros.tracking.options import FrameResult, FrameTimings, TrackerOptions
 from taptr_ros.tracking.points import PointRegistry
 
 _MAX_ID = 2**32 - 1
-
-
-def dummy_positions(count: int, seed: int) -> Tensor:
-    """(count, 2) float32 normalised (x, y) of the padding queries: ``torch.rand`` of a CPU
-    generator seeded with `seed` (uniform in [0, 1]); deterministic across runs and devices."""
-    return torch.rand(count, 2, generator=torch.Generator().manual_seed(seed))
 
 
 @dataclass
@@ -412,7 +406,8 @@ class OnlineTracker:
                     memory, kv = self._cache.frame_memory(first), self._cache.window_kv(first, last)
                 else:
                     memory = self._cache.window(first, last)
-            parts.append(self._decode(memory, kv, sub, f0[g], tracked[:, g], update[:, g]))
+            parts.append(decode_padded(self.model, memory, kv, sub, f0[g], tracked[:, g], update[:, g],
+                                       self._dummy_xy))
             decoded[g] = True
         new = parts[0] if len(parts) == 1 else Trajectory(
             torch.cat([p.content for p in parts], 1), torch.cat([p.ref for p in parts], 1),
@@ -424,28 +419,3 @@ class OnlineTracker:
             k = first // self.options.stride
             points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0)
         return new
-
-    def _decode(self, memory: Tensor, kv: tuple[Tensor, Tensor] | None, state: Trajectory, f0: Tensor,
-                tracked: Tensor, update: Tensor) -> Trajectory:
-        """One decoder pass over a window for N points (+ padding dummies); returns the state
-        after `commit_window` semantics (window-local, no tail copy).
-
-        memory: (n, L, C) window memory, or with `kv` (cached keys/values of the window) only
-        the first frame's (1, L, C) (for the dummies' initial features)."""
-        n_frames, n_pts = update.shape
-        pad = max(0, self.options.pad_queries_to - n_pts)
-        content, ref, init, trk, upd = state.content, state.ref, f0, tracked, update
-        if pad:
-            d_f0, d_ref = self.model.init_queries(memory[:1].expand(pad, *memory.shape[1:]),
-                                                  self._dummy_xy[:pad])
-            content = torch.cat((content, d_f0[None].expand(n_frames, -1, -1)), 1)
-            ref = torch.cat((ref, d_ref[None].expand(n_frames, -1, -1)), 1)
-            init = torch.cat((f0, d_f0), 0)
-            d_upd = (torch.arange(n_frames, device=update.device) > 0)[:, None].expand(n_frames, pad)
-            trk = torch.cat((tracked, torch.ones_like(d_upd)), 1)
-            upd = torch.cat((update, d_upd), 1)
-        out = self.model.decode_window(None if kv is not None else memory, content, ref, init, trk, upd,
-                                       memory_kv=kv)
-        if pad:
-            out = WindowOutput(**{f.name: getattr(out, f.name)[..., :n_pts, :] for f in fields(WindowOutput)})
-        return commit_window(state, 0, out, update, copy_tail=False)

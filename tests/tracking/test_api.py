@@ -178,7 +178,7 @@ def test_concurrent_ops_equal_a_sequential_replay(tiny):
     """Two threads add (latest or older stamps) and remove points while frames are pushed.
     Whatever the interleaving, each op must land whole at one frame boundary: replaying the ops
     at the boundaries where they showed up gives the same results."""
-    frames = random_video(6, 28, (30, 40))
+    frames = random_video(6, 22, (30, 40))
     tracker = OnlineTracker(tiny, TrackerOptions(max_points=24))
     results, adds, errors, stop = [], [], [], threading.Event()
 
@@ -229,3 +229,23 @@ def test_concurrent_ops_equal_a_sequential_replay(tiny):
         np.testing.assert_array_equal(got.ids, want.ids)
         np.testing.assert_allclose(got.xy, want.xy, atol=1e-6)
         np.testing.assert_allclose(got.visibility, want.visibility, atol=1e-6)
+
+
+def test_a_frame_failing_half_way_asks_for_a_reset(tiny, monkeypatch):
+    frames = random_video(7, 3, (30, 40))
+    tracker = OnlineTracker(tiny)
+    tracker.push(frames[0])
+    tracker.add_points([[5.0, 5.0]])
+
+    def broken(images):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(tiny, "encode_frames", broken)
+    with pytest.raises(TrackerStateError, match="frame 1 failed.*out of memory.*call reset"):
+        tracker.push(frames[1])
+    monkeypatch.undo()
+    with pytest.raises(TrackerStateError, match="call reset"):
+        tracker.push(frames[2])
+    tracker.reset()
+    (result,) = tracker.push(frames[2])
+    assert result.frame_index == 0 and result.num_points == 0
