@@ -25,12 +25,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, PointCloud
+from sensor_msgs.msg import CompressedImage, Image, PointCloud
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from taptr_ros.msg import TrackedPoints
-from taptr_ros.ros.image_conversion import numpy_to_image
+from taptr_ros.ros.image_conversion import numpy_to_compressed, numpy_to_image
 from taptr_ros.ros.services import ns_to_time, stamp_to_ns
 from taptr_ros.srv import AddPoints, RemovePoints
 
@@ -57,12 +57,14 @@ class TrackerClient:
         image_topic: where frames are published (the node's ``image`` remapped there).
         image_qos: QoS of the frame publisher (sensor data by default, like the node).
         overlay, features, diagnostics: subscribe to those outputs too.
+        compression: None publishes sensor_msgs/Image; "jpeg" or "png" publishes
+            sensor_msgs/CompressedImage (``image_topic`` is then e.g. ``.../image/compressed``).
     """
 
     def __init__(self, *, tracker: str = "/taptr_tracker", image_topic: str = "/image",
                  image_qos: QoSProfile = qos_profile_sensor_data, overlay: bool = False,
                  features: bool = False, diagnostics: bool = False,
-                 node_name: str = "taptr_client") -> None:
+                 compression: str | None = None, node_name: str = "taptr_client") -> None:
         self.context = Context()
         rclpy.init(args=[], context=self.context)  # returns None before Kilted
         self.node = Node(node_name, context=self.context)
@@ -72,7 +74,9 @@ class TrackerClient:
         self.features: list[Received] = []
         self.diagnostics: list[Received] = []
         n = self.node
-        self.image_pub = n.create_publisher(Image, image_topic, image_qos)
+        self.compression = compression
+        self.image_pub = n.create_publisher(CompressedImage if compression else Image,
+                                            image_topic, image_qos)
         self.click_pub = n.create_publisher(PointStamped, f"{tracker}/click", RELIABLE)
         self.click_point_pub = n.create_publisher(Point, f"{tracker}/click_point", RELIABLE)
         n.create_subscription(TrackedPoints, f"{tracker}/tracks", self._keep(self.tracks),
@@ -156,10 +160,14 @@ class TrackerClient:
     # ------------------------------------------------------------------ sending
     def publish_frame(self, rgb: np.ndarray, stamp_ns: int, *, frame_id: str = "camera",
                       encoding: str = "rgb8") -> float:
-        """Publish an (H, W, 3) uint8 frame; returns the perf_counter time just before."""
+        """Publish an (H, W, 3) uint8 RGB frame as ``encoding`` (rgb8 or bgr8), compressed if
+        the client was made so; returns the perf_counter time just before publishing."""
         header = Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
-        arr = rgb[..., ::-1] if encoding == "bgr8" else rgb
-        msg = numpy_to_image(np.ascontiguousarray(arr), encoding, header=header)
+        arr = np.ascontiguousarray(rgb[..., ::-1] if encoding == "bgr8" else rgb)
+        if self.compression:
+            msg = numpy_to_compressed(arr, encoding, fmt=self.compression, header=header)
+        else:
+            msg = numpy_to_image(arr, encoding, header=header)
         sent = time.perf_counter()
         self.image_pub.publish(msg)
         return sent

@@ -30,6 +30,7 @@ class StatsSnapshot:
     latency_max_ms: float
     received_total: int
     processed_total: int
+    published_total: int
     dropped_total: int
     dropped_period: int
     points: int
@@ -42,14 +43,14 @@ class NodeStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._received = self._processed = self._dropped = 0
+        self._received = self._processed = self._published = self._dropped = 0
         self._points = 0
         self._last_image = self._last_result = None
         self._period_start = time.monotonic()
         self._reset_period()
 
     def _reset_period(self) -> None:
-        self._p_received = self._p_processed = self._p_dropped = 0
+        self._p_received = self._p_published = self._p_dropped = 0
         self._p_model_ms = self._p_latency_ms = self._p_latency_max = 0.0
 
     def image_received(self, dropped_previous: bool) -> None:
@@ -62,11 +63,16 @@ class NodeStats:
                 self._dropped += 1
                 self._p_dropped += 1
 
-    def frame_processed(self, model_ms: float, latency_ms: float, points: int) -> None:
-        """A frame went through the tracker and its tracks were published."""
+    def frame_processed(self) -> None:
+        """A frame went through the tracker (its tracks may come later: committed mode)."""
         with self._lock:
             self._processed += 1
-            self._p_processed += 1
+
+    def tracks_published(self, model_ms: float, latency_ms: float, points: int) -> None:
+        """One frame's tracks were published: tracker time and image-in to tracks-out time."""
+        with self._lock:
+            self._published += 1
+            self._p_published += 1
             self._p_model_ms += model_ms
             self._p_latency_ms += latency_ms
             self._p_latency_max = max(self._p_latency_max, latency_ms)
@@ -78,7 +84,7 @@ class NodeStats:
         with self._lock:
             now = time.monotonic()
             period = max(now - self._period_start, 1e-9)
-            n = self._p_processed
+            n = self._p_published
             snap = StatsSnapshot(
                 period_s=period,
                 input_fps=self._p_received / period,
@@ -88,6 +94,7 @@ class NodeStats:
                 latency_max_ms=self._p_latency_max,
                 received_total=self._received,
                 processed_total=self._processed,
+                published_total=self._published,
                 dropped_total=self._dropped,
                 dropped_period=self._p_dropped,
                 points=self._points,
@@ -121,6 +128,7 @@ def build_diagnostics(snap: StatsSnapshot, *, stamp, name: str, hardware_id: str
         "latency_max_ms": f"{snap.latency_max_ms:.2f}",
         "frames_received": str(snap.received_total),
         "frames_processed": str(snap.processed_total),
+        "tracks_published": str(snap.published_total),
         "frames_dropped": str(snap.dropped_total),
         "frames_dropped_period": str(snap.dropped_period),
         "points": str(snap.points),

@@ -93,7 +93,7 @@ class TrackerNode(Node):
         qos = QoSProfile(depth=p.queue_depth, reliability=qos.reliability,
                          durability=qos.durability, history=qos.history)
         if p.input_transport == "compressed":
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos,
+            self.create_subscription(CompressedImage, self._image_topic(), self._on_image, qos,
                                      callback_group=image_group)
         else:
             self.create_subscription(Image, "image", self._on_image, qos,
@@ -117,8 +117,10 @@ class TrackerNode(Node):
                                f"mode {p.mode}, input '{self._image_topic()}'")
 
     def _image_topic(self) -> str:
-        name = "image/compressed" if self.params.input_transport == "compressed" else "image"
-        return self.resolve_topic_name(name)
+        """``image`` as remapped; ``<that>/compressed`` for compressed input, as image_transport
+        names it (remapping ``image`` moves both)."""
+        topic = self.resolve_topic_name("image")
+        return topic + "/compressed" if self.params.input_transport == "compressed" else topic
 
     # ---------------------------------------------------------------- executor threads
     def _on_image(self, msg) -> None:
@@ -178,6 +180,7 @@ class TrackerNode(Node):
             self.get_logger().error(f"{exc}: resetting the tracker (points are lost)")
             self.tracker.reset()
             return
+        self.stats.frame_processed()
         delay_ms = self.get_parameter("debug_delay_ms").value
         if delay_ms:
             time.sleep(delay_ms / 1000.0)
@@ -211,8 +214,8 @@ class TrackerNode(Node):
         if self._features is not None:
             self.features_pub.publish(self._features.build(
                 frame.header, frame.stamp_ns * 1e-9, result.ids, result.xy, visible))
-        self.stats.frame_processed(result.timings.total,
-                                   1e3 * (time.perf_counter() - frame.received), len(result.ids))
+        self.stats.tracks_published(result.timings.total,
+                                    1e3 * (time.perf_counter() - frame.received), len(result.ids))
 
     def _on_error(self, exc: Exception) -> None:
         self.get_logger().error(f"tracking failed on a frame: {exc!r}", throttle_duration_sec=5.0)

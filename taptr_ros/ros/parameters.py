@@ -95,7 +95,8 @@ SPECS: tuple[Spec, ...] = (
          "~/features: points and velocities in normalised camera coordinates (no "
          "undistortion); fx = 0 keeps pixels.", constraints="4 values; fx, fy > 0 or fx = 0"),
     Spec("input_transport", "raw", "raw: subscribe sensor_msgs/Image on 'image'; compressed: "
-         "sensor_msgs/CompressedImage on 'image/compressed'.", choices=("raw", "compressed")),
+         "sensor_msgs/CompressedImage on '<image>/compressed' (as image_transport names it: "
+         "remapping 'image' moves both).", choices=("raw", "compressed")),
     Spec("qos", "sensor_data", "QoS of the image subscription: sensor_data (best effort) or "
          "reliable.", choices=("sensor_data", "reliable")),
     Spec("queue_depth", 2, "History depth of the image subscription (the newest frame wins "

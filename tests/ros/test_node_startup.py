@@ -186,3 +186,20 @@ def test_sigint_stops_the_node_cleanly(start_process, tracker_executable, tiny_c
     process.popen.send_signal(signal.SIGINT)
     assert process.popen.wait(timeout=15) == 0, process.output()
     assert "Traceback" not in process.output()
+
+
+def test_launch_file_declares_its_arguments_and_starts_this_node() -> None:
+    """Runs without launch installed: reads launch/tracker.launch.py's syntax tree."""
+    import ast
+
+    tree = ast.parse((REPO / "launch" / "tracker.launch.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    declared = {c.args[0].value for c in calls if c.func.id == "DeclareLaunchArgument"}
+    assert declared == {"image", "params_file", "namespace", "checkpoint", "device"}
+    (node,) = [c for c in calls if c.func.id == "Node"]
+    keywords = {k.arg: k.value for k in node.keywords}
+    assert {k: keywords[k].value for k in ("package", "executable", "name")} == {
+        "package": "taptr_ros", "executable": "taptr_tracker", "name": "taptr_tracker"}
+    remap = keywords["remappings"].elts[0].elts[0].value
+    assert remap == "image"
+    assert (REPO / "scripts" / "taptr_tracker").is_file()

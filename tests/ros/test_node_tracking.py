@@ -192,7 +192,7 @@ def _step_until_new_id(stream, steps: int = 10) -> int:
 def test_clicks_add_points(stream, node) -> None:
     stream.client.click(30.0, 40.0, stamp_ns=stream.latest)  # PointStamped on ~/click
     new_id = _step_until_new_id(stream)
-    assert f"click (30.0, 40.0): point {new_id}" in node.output()
+    assert stream.client.wait_for(lambda: f"click (30.0, 40.0): point {new_id}" in node.output(), 10)
     stream.client.click_point(60.0, 70.0)  # geometry_msgs/Point, rqt_image_view style
     _step_until_new_id(stream)
     stream.client.click_point(WIDTH + 100.0, 70.0)  # outside: a warning, no point
