@@ -386,16 +386,17 @@ def _backward_consistency(
     from taptr_ros.eval.bag_metrics import forward_backward
 
     alive = ~forward.occluded[:, -1] & (np.rint(queries[:, 0]) < T - 1)
-    back_queries = np.concatenate([np.zeros((int(alive.sum()), 1)), forward.tracks[alive, -1]], axis=1)
-    backward = run_lockstep(
-        frames.backward(), engine_factory(len(back_queries)), back_queries, T, stamp=stamp
-    )
+    rows = np.flatnonzero(alive)
     back_xy = np.zeros((len(queries), 2))
     returned = np.zeros(len(queries), bool)
-    rows = np.flatnonzero(alive)
-    cols = (T - 1 - np.rint(queries[rows, 0])).astype(np.int64)
-    back_xy[rows] = backward.tracks[np.arange(len(rows)), cols]
-    returned[rows] = ~backward.occluded[np.arange(len(rows)), cols]
+    if len(rows):  # back from the last frame to the earliest query frame of the points alive
+        back_queries = np.concatenate([np.zeros((len(rows), 1)), forward.tracks[rows, -1]], axis=1)
+        cols = (T - 1 - np.rint(queries[rows, 0])).astype(np.int64)
+        backward = run_lockstep(
+            frames.backward(), engine_factory(len(rows)), back_queries, int(cols.max()) + 1, stamp=stamp
+        )
+        back_xy[rows] = backward.tracks[np.arange(len(rows)), cols]
+        returned[rows] = ~backward.occluded[np.arange(len(rows)), cols]
     result = forward_backward(queries, back_xy, returned, frames.size_hw)
     result["errors_px"] = np.where(
         returned, np.sqrt(np.sum(np.square(back_xy - queries[:, 1:]), axis=-1)), np.nan

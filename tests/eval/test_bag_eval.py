@@ -223,7 +223,7 @@ def test_strided_mode_tracks_backwards_before_the_query(folder, factory, baselin
     assert result.metrics["tapvid"]["videos"][0]["num_queries"] == len(queries)
 
 
-def test_without_ground_truth_survival_and_forward_backward(folder, factory):
+def test_without_ground_truth_survival_and_forward_backward(folder, factory, baseline):
     result = evaluate_bag(
         folder / "plain",
         folder / "nogt_out",

@@ -144,3 +144,33 @@ def test_backward_merge_mirrors_the_engine_tracker_layout():
     np.testing.assert_array_equal(merged.tracks[0, :, 0], 0)
     assert merged.occluded[1, :3].all() and not merged.occluded[1, 3:].any()
     np.testing.assert_array_equal(merged.push_seconds, [2, 2, 2, 2, 1])
+
+
+def test_forward_backward_through_evaluate_bag_with_a_known_engine(tmp_path):
+    """The shifting engine moves points +1 px per frame whichever way time runs, so a point queried at
+    frame q comes back 2 * (T - 1 - q) px to the right of its query."""
+    from taptr_ros.data.synthetic import generate_tapvid, preset
+    from taptr_ros.data.tapvid import save_tapvid
+    from taptr_ros.eval.bag_eval import EvalOptions, evaluate_bag
+    from taptr_ros.eval.bag_make import MakeOptions, make_bag
+
+    T = 6
+    save_tapvid(
+        tmp_path / "s.pkl",
+        generate_tapvid(
+            preset("easy", num_frames=T, num_points=4, height=48, width=64), num_videos=1, seed=1
+        ),
+    )
+    make_bag(tmp_path / "s.pkl", tmp_path / "bag", MakeOptions())
+    points = np.array([[5.0, 5.0], [20.0, 30.0]])
+    result = evaluate_bag(
+        tmp_path / "bag",
+        tmp_path / "out",
+        lambda _n: _Shifter(),
+        EvalOptions(use_ground_truth=False, points=points, query_frame=1, plots=False, overlay=False),
+    )
+    fb = result.metrics["forward_backward"]
+    assert fb["num_returned"] == 2
+    assert fb["median_error_px"] == pytest.approx(2 * (T - 1 - 1))
+    np.testing.assert_allclose(result.run.tracks[:, -1, 0], points[:, 0] + T - 2)
+    assert result.metrics["survival"]["survival_at_end"] == 1.0
