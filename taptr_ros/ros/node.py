@@ -118,9 +118,11 @@ class TrackerNode(Node):
 
     def _image_topic(self) -> str:
         """``image`` as remapped; ``<that>/compressed`` for compressed input, as image_transport
-        names it (remapping ``image`` moves both)."""
+        names it (remapping ``image`` moves both; ``image/compressed`` may be remapped too)."""
         topic = self.resolve_topic_name("image")
-        return topic + "/compressed" if self.params.input_transport == "compressed" else topic
+        if self.params.input_transport == "compressed":
+            topic = self.resolve_topic_name(topic + "/compressed")
+        return topic
 
     # ---------------------------------------------------------------- executor threads
     def _on_image(self, msg) -> None:
