@@ -12,6 +12,10 @@ Conventions (as Deformable DETR):
 * Layouts of the linear outputs: sampling offsets index ((head * nL + level) * nP + point) * 2
   + {x, y}; attention weights (head * nL + level) * nP + point; head h uses channels
   h*D..(h+1)*D-1 of values, keys and queries (D = C / heads).
+
+The modules run the `taptr_ros.model.deform_gather` kernels (bilinear taps through one
+`embedding_bag`); the `grid_sample` functions here are their obvious references, and tests
+(tests/model/test_fast_path.py) hold both to 1e-5.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from taptr_ros.model.deform_gather import key_aware_attn_gather, ms_deform_attn_gather
 
 
 def split_levels(flat: Tensor, shapes: list[tuple[int, int]] | tuple) -> list[Tensor]:
@@ -71,7 +77,8 @@ def ms_deform_attn_reference(values: Tensor, shapes, locations: Tensor, weights:
 
 def ms_deform_attn(values: Tensor, shapes, locations: Tensor, weights: Tensor) -> Tensor:
     """Same as `ms_deform_attn_reference` (tested to 1e-5), accumulated level by level in
-    `grid_sample`'s own layout, without materialising every sample (the encoder's fast path)."""
+    `grid_sample`'s own layout, without materialising every sample (a second reference; the
+    encoder runs `deform_gather.ms_deform_attn_gather`, faster still)."""
     b, _, m, d = values.shape
     _, q, _, nl, p, _ = locations.shape
     grids = (2 * locations - 1).permute(0, 2, 1, 3, 4, 5)  # (B, M, Q, nL, P, 2)
@@ -94,6 +101,23 @@ def sample_keys_values(keys: Tensor, values: Tensor, shapes, locations: Tensor) 
     d = keys.shape[-1]
     both = sample_levels(torch.cat((keys, values), dim=-1), shapes, locations)
     return both[..., :d], both[..., d:]
+
+
+def key_aware_reference(keys: Tensor, values: Tensor, shapes, locations: Tensor,
+                        query: Tensor) -> tuple[Tensor, Tensor]:
+    """Key-aware attention core, obvious version (reference of
+    `deform_gather.key_aware_attn_gather`, same arguments and results).
+
+    Args:
+        keys, values: (B, L, M, D); locations: (B, Q, M, nL, P, 2); query: (B, Q, M, D).
+
+    Returns:
+        out (B, Q, M * D) heads concatenated, logits (B, Q, M, nL, P).
+    """
+    k_s, v_s = sample_keys_values(keys, values, shapes, locations)  # (B, Q, M, nL, P, D)
+    logits = (query[:, :, :, None, None, :] * k_s).sum(-1) / math.sqrt(keys.shape[-1])
+    weights = logits.flatten(3).softmax(-1).view_as(logits)
+    return (v_s * weights[..., None]).sum(dim=(3, 4)).flatten(2), logits
 
 
 def _offset_normaliser(shapes, device, dtype) -> Tensor:
@@ -159,7 +183,7 @@ class MSDeformAttn(nn.Module):
         weights = self.attention_weights(query).view(b, q, m, nl * p).softmax(-1).view(b, q, m, nl, p)
         norm = _offset_normaliser(shapes, query.device, query.dtype)
         locations = reference[:, :, None, None, None, :] + offsets / norm[None, None, None, :, None, :]
-        return self.output_proj(ms_deform_attn(values, shapes, locations, weights))
+        return self.output_proj(ms_deform_attn_gather(values, shapes, locations, weights))
 
 
 @dataclass
@@ -225,9 +249,8 @@ class KeyAwareDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(b, q, m, nl, p, 2)
         norm = _offset_normaliser(shapes, query.device, query.dtype)
         locations = reference[:, :, None, None, None, :] + offsets / norm[None, None, None, :, None, :]
-        k_s, v_s = sample_keys_values(keys, values, shapes, locations)  # (B, Q, M, nL, P, D)
-        q_h = self.query_proj(query).view(b, q, m, 1, 1, d)
-        logits = (q_h * k_s).sum(-1) / math.sqrt(d)  # (B, Q, M, nL, P)
-        weights = logits.flatten(3).softmax(-1).view_as(logits)
-        out = (v_s * weights[..., None]).sum(dim=(3, 4)).flatten(2)
+        q_h = self.query_proj(query).view(b, q, m, d)
+        # = sample_keys_values + logits q.k/sqrt(D) + softmax over (nL, P) + weighted values
+        # (the obvious version, kept as `key_aware_reference`; tested equal to 1e-5)
+        out, logits = key_aware_attn_gather(keys, values, shapes, locations, q_h)
         return KeyAwareResult(out=self.output_proj(out), logits=logits, offsets=offsets)

@@ -41,30 +41,35 @@ def bilinear_taps(locations: Tensor, shapes, num_tokens: int) -> tuple[Tensor, T
     b, q, m, nl, p, _ = locations.shape
     if len(shapes) != nl:
         raise ValueError(f"{len(shapes)} level shapes for locations with {nl} levels")
-    dev, dt = locations.device, locations.dtype
-    hw = torch.tensor([[h, w] for h, w in shapes], device=dev)  # (nL, 2) long
-    starts = torch.tensor([0] + [h * w for h, w in shapes][:-1], device=dev).cumsum(0)
-    h_l = hw[:, 0].view(nl, 1)
-    w_l = hw[:, 1].view(nl, 1)
-    x = locations[..., 0] * w_l.to(dt) - 0.5  # (B, Q, M, nL, P)
-    y = locations[..., 1] * h_l.to(dt) - 0.5
-    x0f, y0f = x.floor(), y.floor()
-    fx, fy = x - x0f, y - y0f
-    x0, y0 = x0f.long(), y0f.long()
-    # corner order (dx, dy): (0,0), (1,0), (0,1), (1,1)
-    xs = torch.stack((x0, x0 + 1, x0, x0 + 1), -1)
-    ys = torch.stack((y0, y0, y0 + 1, y0 + 1), -1)
-    wx = torch.stack((1 - fx, fx, 1 - fx, fx), -1)
-    wy = torch.stack((1 - fy, 1 - fy, fy, fy), -1)
-    w_l4, h_l4 = w_l[..., None], h_l[..., None]  # (nL, 1, 1) against (.., nL, P, 4)
-    inside = (xs >= 0) & (xs < w_l4) & (ys >= 0) & (ys < h_l4)
-    token = starts.view(nl, 1, 1) + ys.clamp(min=0) * w_l4 + xs.clamp(min=0)
-    token = torch.where(inside, token, torch.zeros((), dtype=token.dtype, device=dev))
-    batch = torch.arange(b, device=dev).view(b, 1, 1, 1, 1, 1) * num_tokens
-    head = torch.arange(m, device=dev).view(1, 1, m, 1, 1, 1)
-    rows = ((batch + token) * m + head).to(torch.int32)
-    weights = wx * wy * inside.to(dt)
-    return rows, weights
+    dev, dt, i32 = locations.device, locations.dtype, torch.int32
+    k = m * nl * p
+    # per (head, level, point) constants, so every op below broadcasts over (B*Q) only
+    level = torch.arange(nl, device=dev).view(1, nl, 1).expand(m, nl, p).reshape(k)
+    sizes = torch.tensor([[w, h] for h, w in shapes], device=dev)[level]  # (K, 2) = (w, h)
+    starts = torch.tensor([0] + [h * w for h, w in shapes][:-1], device=dev).cumsum(0)[level]
+    head = torch.arange(m, device=dev).view(m, 1, 1).expand(m, nl, p).reshape(k)
+    size_f = sizes.to(dt)
+    # pixel coordinates; beyond one pixel outside every corner has weight 0 (clamping there
+    # changes no value and no gradient: grid_sample's is 0 there too)
+    xy = (locations.reshape(b * q, k, 2) * size_f - 0.5).clamp(min=-1.0).minimum(size_f)
+    xy0 = xy.floor()
+    frac = xy - xy0
+    near = (1 - frac) * ((xy0 >= 0) & (xy0 < size_f))  # weight of corner 0 along x and y
+    far = frac * (xy0 + 1 < size_f)  # weight of corner 1
+    wx = torch.stack((near[..., 0], far[..., 0]), -1)
+    wy = torch.stack((near[..., 1], far[..., 1]), -1)
+    weights = (wy[..., :, None] * wx[..., None, :]).reshape(b, q, m, nl, p, 4)  # (0,0) (1,0) (0,1) (1,1)
+    # row of corner (x0, y0); the others are +M, +w*M, +(w+1)*M. Rows of zero-weight corners
+    # may fall in a neighbouring row, level or batch: clamped into the table, weight 0.
+    xy0i = xy0.to(i32)
+    w_i = sizes[:, 0].to(i32)
+    token = starts.to(i32) + xy0i[..., 1] * w_i + xy0i[..., 0]  # (B*Q, K)
+    lead = (torch.arange(b, device=dev, dtype=i32).view(b, 1, 1) * (num_tokens * m)
+            + head.to(i32)).view(b, 1, k)
+    base = token.view(b, q, k) * m + lead
+    corner = torch.stack((torch.zeros_like(w_i), torch.ones_like(w_i), w_i, w_i + 1), -1) * m
+    rows = (base[..., None] + corner).clamp_(0, b * num_tokens * m - 1)
+    return rows.view(b, q, m, nl, p, 4), weights
 
 
 def _table(values: Tensor) -> Tensor:

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from taptr_ros.model.deform_attn import sample_levels
+from taptr_ros.model.deform_attn import (KeyAwareDeformAttn, MSDeformAttn, key_aware_reference,
+                                         ms_deform_attn_reference, sample_levels)
 from taptr_ros.model.deform_gather import (bilinear_taps, key_aware_attn_gather,
                                            ms_deform_attn_gather)
 
@@ -28,15 +29,23 @@ def random_case(seed: int, *, b=2, q=7, m=3, p=4, d=5, dtype=torch.float64):
 
 
 def reference_attn(values, loc, weights):
-    return (sample_levels(values, SHAPES, loc) * weights[..., None]).sum(dim=(3, 4)).flatten(2)
+    return ms_deform_attn_reference(values, SHAPES, loc, weights)
 
 
 def reference_key_aware(keys, values, loc, query):
+    return key_aware_reference(keys, values, SHAPES, loc, query)
+
+
+def test_reference_is_the_obvious_formula():
+    """key_aware_reference = per-sample dot product, softmax over (nL, P), weighted values."""
+    values, keys, loc, _, query = random_case(4)
     d = keys.shape[-1]
     k_s, v_s = sample_levels(keys, SHAPES, loc), sample_levels(values, SHAPES, loc)
     logits = (query[:, :, :, None, None, :] * k_s).sum(-1) / math.sqrt(d)
     w = logits.flatten(3).softmax(-1).view_as(logits)
-    return (v_s * w[..., None]).sum(dim=(3, 4)).flatten(2), logits
+    out, ref_logits = reference_key_aware(keys, values, loc, query)
+    torch.testing.assert_close(ref_logits, logits, atol=1e-12, rtol=0)
+    torch.testing.assert_close(out, (v_s * w[..., None]).sum(dim=(3, 4)).flatten(2), atol=1e-12, rtol=0)
 
 
 def test_taps_reproduce_grid_sample_exactly_in_float64():
@@ -92,3 +101,32 @@ def test_gradients_match_reference():
     slow = grads(reference_key_aware)
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+def randomized(module, seed):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * (0.5 if p.dim() > 1 else 0.1))
+    return module
+
+
+def test_modules_run_the_fast_path_and_match_the_reference(monkeypatch):
+    """The modules' outputs with the gather kernels == with the grid_sample references."""
+    import taptr_ros.model.deform_attn as da
+    gen = torch.Generator().manual_seed(6)
+    c, m, p = 12, 3, 2
+    enc, cross = randomized(MSDeformAttn(c, m, 3, p), 7), randomized(KeyAwareDeformAttn(c, m, 3, p), 8)
+    query = torch.randn(2, 9, c, generator=gen)
+    ref = torch.rand(2, 9, 2, generator=gen)
+    memory = torch.randn(2, L, c, generator=gen)
+    with torch.no_grad():
+        fast_enc = enc(query, ref, memory, SHAPES)
+        fast = cross(query, ref, memory, SHAPES)
+        monkeypatch.setattr(da, "ms_deform_attn_gather", ms_deform_attn_reference)
+        monkeypatch.setattr(da, "key_aware_attn_gather", key_aware_reference)
+        slow_enc = enc(query, ref, memory, SHAPES)
+        slow = cross(query, ref, memory, SHAPES)
+    torch.testing.assert_close(fast_enc, slow_enc, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.out, slow.out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.logits, slow.logits, atol=1e-5, rtol=0)
