@@ -57,12 +57,21 @@ class DemoOptions:
     ready_timeout: float = 180.0
 
 
+FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_shm.xml"
+
+
 def isolate_ros() -> dict[str, str]:
-    """Keep this process and its children off other ROS graphs: random domain, localhost."""
+    """Keep this process and its children off other ROS graphs: random domain, localhost.
+
+    Also points Fast DDS at config/fastdds_shm.xml (unless a profile is already set): its
+    16 MB shared-memory segment carries whole frames, which the default 512 kB one does not.
+    """
     os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     for key in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
         os.environ.pop(key, None)
+    if FASTDDS_PROFILE.is_file():
+        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
     return {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
 
 
