@@ -59,7 +59,7 @@ class Spec:
 SPECS: tuple[Spec, ...] = (
     Spec("checkpoint", "default",
          "Model weights: 'default' (the shipped small model, models/default.pt), a taptr_ros "
-         "checkpoint file, or the official taptrv2.pth (then set preset: taptrv2)."),
+         "checkpoint file, or the official taptrv2.pth (loaded into the taptrv2 network)."),
     Spec("preset", "", "Network preset: for the official taptrv2.pth the network to load it "
          "into (empty = taptrv2); for a taptr_ros checkpoint a check that it holds this preset "
          "(empty = no check).",
