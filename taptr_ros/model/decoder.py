@@ -68,12 +68,14 @@ class MaskedSelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, qk: Tensor, v: Tensor, blocked: Tensor) -> Tensor:
+    def forward(self, qk: Tensor, v: Tensor, blocked: Tensor | None) -> Tensor:
         """
         Args:
             qk: (B, S, C) query = key input (content + position).
             v: (B, S, C) value input (content).
-            blocked: (B, S, S) bool, True = query i may not attend to key j.
+            blocked: (B, S, S) bool, True = query i may not attend to key j; None = nothing
+                blocked (no mask is built: the fused attention kernels run unmasked, which
+                matters at thousands of points, where an (S, S) mask per frame is large).
 
         Returns:
             (B, S, C).
@@ -83,15 +85,24 @@ class MaskedSelfAttention(nn.Module):
         b_q, b_k, b_v = self.in_proj_bias.chunk(3)
         heads = [F.linear(x, w, bias).view(b, s, self.heads, c // self.heads).transpose(1, 2)
                  for x, w, bias in ((qk, w_q, b_q), (qk, w_k, b_k), (v, w_v, b_v))]
-        eye = torch.eye(s, dtype=torch.bool, device=qk.device)
-        allowed = ~blocked | (eye & blocked.all(-1, keepdim=True))
-        out = F.scaled_dot_product_attention(*heads, attn_mask=allowed[:, None])
+        allowed = None
+        if blocked is not None:
+            eye = torch.eye(s, dtype=torch.bool, device=qk.device)
+            allowed = (~blocked | (eye & blocked.all(-1, keepdim=True)))[:, None]
+        out = F.scaled_dot_product_attention(*heads, attn_mask=allowed)
         return self.out_proj(out.transpose(1, 2).reshape(b, s, c))
 
 
 def exclusive_mask(tracked: Tensor) -> Tensor:
     """(B, S) bool -> (B, S, S) blocked where exactly one of the pair is tracked."""
     return tracked[:, :, None] != tracked[:, None, :]
+
+
+def exclusive_mask_or_none(tracked: Tensor) -> Tensor | None:
+    """`exclusive_mask`, or None when it blocks nothing (each row of `tracked` all True or all
+    False, e.g. every point started before the window): same attention, no (B, S, S) mask."""
+    uniform = tracked.all(-1) | ~tracked.any(-1)
+    return None if bool(uniform.all()) else exclusive_mask(tracked)
 
 
 @dataclass
@@ -149,7 +160,8 @@ class DecoderLayer(nn.Module):
         w = self.apu_weights(logits.flatten(-3)).softmax(-1).view(*logits.shape, 1)
         return (w * offsets / level_div[:, None, :]).sum(dim=(-4, -3, -2)).view(*lead, 2)
 
-    def self_attend(self, x: Tensor, pos: Tensor, t_blocked: Tensor, s_blocked: Tensor) -> Tensor:
+    def self_attend(self, x: Tensor, pos: Tensor, t_blocked: Tensor | None,
+                    s_blocked: Tensor | None) -> Tensor:
         """Temporal (per point over frames) then spatial (per frame over points); x (W, N, C)."""
         xt, pt = x.transpose(0, 1), pos.transpose(0, 1)
         xt = self.norm_temporal(xt + self.temporal_attn(xt + pt, xt, t_blocked))
@@ -206,8 +218,8 @@ class Decoder(nn.Module):
         c, t, eps = cfg.hidden_dim, cfg.query_pos_temperature, cfg.logit_eps
         n_frames, n_pts, _ = content_in.shape
         upd = update[..., None].to(content_in.dtype)
-        t_blocked = exclusive_mask(tracked.transpose(0, 1))  # (N, W, W)
-        s_blocked = exclusive_mask(tracked)  # (W, N, N)
+        t_blocked = exclusive_mask_or_none(tracked.transpose(0, 1))  # (N, W, W) or None
+        s_blocked = exclusive_mask_or_none(tracked)  # (W, N, N) or None
         div = self.level_divisors(shapes, content_in.device, content_in.dtype)
         ref = ref_in.sigmoid()
         x = content_in

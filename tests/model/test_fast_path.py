@@ -130,3 +130,44 @@ def test_modules_run_the_fast_path_and_match_the_reference(monkeypatch):
     torch.testing.assert_close(fast_enc, slow_enc, atol=1e-5, rtol=0)
     torch.testing.assert_close(fast.out, slow.out, atol=1e-5, rtol=0)
     torch.testing.assert_close(fast.logits, slow.logits, atol=1e-5, rtol=0)
+
+
+def test_unmasked_self_attention_equals_an_all_allowed_mask():
+    from taptr_ros.model.decoder import MaskedSelfAttention
+    gen = torch.Generator().manual_seed(9)
+    attn = randomized(MaskedSelfAttention(8, 2), 10)
+    qk, v = torch.randn(3, 6, 8, generator=gen), torch.randn(3, 6, 8, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(qk, v, None), attn(qk, v, torch.zeros(3, 6, 6, dtype=torch.bool)),
+                                   atol=1e-6, rtol=0)
+
+
+def test_exclusive_mask_or_none():
+    from taptr_ros.model.decoder import exclusive_mask, exclusive_mask_or_none
+    uniform = torch.tensor([[True, True, True], [False, False, False]])
+    assert exclusive_mask_or_none(uniform) is None
+    assert not exclusive_mask(uniform).any()
+    mixed = torch.tensor([[True, False, True], [False, False, False]])
+    assert torch.equal(exclusive_mask_or_none(mixed), exclusive_mask(mixed))
+
+
+@pytest.mark.parametrize("late_start", [False, True])
+def test_decoder_without_masks_matches_dense_masks(make_model, monkeypatch, late_start):
+    """Windows whose masks block nothing skip them; the result is the dense-mask result."""
+    import taptr_ros.model.decoder as dec
+    from taptr_ros.model.windowing import point_masks
+    model = make_model("tiny", seed=3)
+    gen = torch.Generator().manual_seed(11)
+    w, n = 5, 6
+    memory = model.encode_frames(torch.randn(w, 3, 96, 96, generator=gen))
+    xy = torch.rand(n, 2, generator=gen)
+    start = torch.tensor([0, 0, 0, 2, 2, 4]) if late_start else torch.zeros(n, dtype=torch.long)
+    with torch.no_grad():
+        f0, ref0 = model.init_queries(memory[start], xy)
+        content, ref = f0[None].expand(w, -1, -1), ref0[None].expand(w, -1, -1)
+        tracked, update = point_masks(start, 0, w - 1)
+        fast = model.decode_window(memory, content, ref, f0, tracked, update)
+        monkeypatch.setattr(dec, "exclusive_mask_or_none", dec.exclusive_mask)
+        dense = model.decode_window(memory, content, ref, f0, tracked, update)
+    for name in ("pos", "vis_logits", "content_out", "ref_out"):
+        torch.testing.assert_close(getattr(fast, name), getattr(dense, name), atol=1e-5, rtol=0)
