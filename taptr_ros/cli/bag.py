@@ -47,7 +47,9 @@ def _register_make(commands: argparse._SubParsersAction) -> None:
         "--jpeg-quality", type=int, default=95, metavar="Q", help="jpeg quality 0..100 (default: 95)"
     )
     make.add_argument(
-        "--topic", default=DEFAULT_IMAGE_TOPIC, help=f"image topic (default: {DEFAULT_IMAGE_TOPIC})"
+        "--topic",
+        help=f"image topic (default: {DEFAULT_IMAGE_TOPIC}, or {DEFAULT_IMAGE_TOPIC}/compressed with "
+        "--compressed, as image_transport names it)",
     )
     make.add_argument("--encoding", choices=["rgb8", "bgr8"], default="rgb8", help="raw image encoding")
     make.add_argument(
@@ -242,7 +244,7 @@ def run_make(args: argparse.Namespace) -> int:
 
     options = MakeOptions(
         storage=args.storage,
-        topic=args.topic,
+        topic=args.topic or (DEFAULT_IMAGE_TOPIC + ("/compressed" if args.compressed else "")),
         compression=args.compressed,
         jpeg_quality=args.jpeg_quality,
         encoding=args.encoding,

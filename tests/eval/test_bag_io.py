@@ -251,3 +251,21 @@ def test_bag_error_family():
     names = [n for n in dir(bag_errors) if n.startswith("Bag")]
     assert len(names) >= 7
     assert all(issubclass(getattr(bag_errors, n), BagError) for n in names)
+
+
+def test_cli_make(tmp_path, synth, capsys):
+    from taptr_ros.cli import main
+
+    pkl, _video = synth
+    assert (
+        main(["bag", "make", str(pkl), "--out", str(tmp_path / "c"), "--compressed", "png", "--fps", "10"])
+        == 0
+    )
+    assert "wrote" in capsys.readouterr().out
+    with BagReader(tmp_path / "c") as reader:  # image_transport's name for compressed images
+        assert reader.topics["/camera/image_raw/compressed"] == "sensor_msgs/msg/CompressedImage"
+    assert main(["bag", "make", str(pkl), "--out", str(tmp_path / "c")]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert main(["bag", "make", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "m")]) == 1
+    assert "no such video file" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
