@@ -73,3 +73,18 @@ def _smooth(values: list[float], alpha: float = 0.05) -> list[float]:
         acc = v if acc is None else (1 - alpha) * acc + alpha * v
         out.append(acc)
     return out
+
+
+def truncate_after(path: str | os.PathLike, step: int) -> None:
+    """Drop rows logged after `step` (a resumed run re-does those steps from its saved state)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    col = rows[0].index("step") if "step" in rows[0] else 0
+    kept = [rows[0]] + [r for r in rows[1:] if r and float(r[col]) <= step]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)

@@ -32,7 +32,7 @@ from taptr_ros.model.config import TaptrConfig
 from taptr_ros.model.taptr import TAPTRv2
 from taptr_ros.train.data import Clip, pickle_clips, synthetic_clips
 from taptr_ros.train.ema import ModelEma
-from taptr_ros.train.log import CsvLog, plot_run
+from taptr_ros.train.log import CsvLog, plot_run, truncate_after
 from taptr_ros.train.losses import LossWeights, tracking_loss
 from taptr_ros.train.rollout import RolloutOutput, rollout
 from taptr_ros.train.state import export_model, load_train_state, save_train_state, set_rng_state
@@ -197,6 +197,9 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
     # each step consumes batch clips on every rank; clip indices are global over ranks
     stream = clip_stream(cfg, net_config, rank, world, clips)
     is_main = rank == 0
+    if is_main and state is not None:
+        for name in ("train.csv", "val.csv"):
+            truncate_after(out / name, step)
     train_log = CsvLog(out / "train.csv", TRAIN_FIELDS) if is_main else None
     val_log = CsvLog(out / "val.csv", VAL_FIELDS) if is_main else None
     val_set = validation_videos(size=net_config.input_hw[0], per_preset=cfg.val_per_preset) \
