@@ -211,7 +211,7 @@ class _Outputs:
         return files
 
 
-def _choose_queries(
+def choose_queries(
     options: EvalOptions, sidecar: Any, size_wh: tuple[int, int], T: int
 ) -> tuple[np.ndarray, str]:
     """Queries (M, 3) and where they came from, when there is no ground truth."""
@@ -356,7 +356,7 @@ def evaluate_bag(
                 runs.setdefault("queries", np.zeros((0, 3)))
                 runs.setdefault("run", None)
             else:
-                queries, source = _choose_queries(options, sidecar, size_wh, T)
+                queries, source = choose_queries(options, sidecar, size_wh, T)
                 runs["run"], runs["queries"], runs["source"] = track(queries), queries, source
                 report = None
             if fb and runs["run"] is not None:

@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: Fast DDS profile with a shared-memory segment that carries whole camera frames (see the file)
+FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_shm.xml"
+
 
 def isolate_ros_domain() -> dict[str, str]:
-    """Put this process (and its children) on a random ROS domain, localhost only; returns the vars."""
+    """Put this process (and its children) on a random ROS domain, localhost only, with
+    config/fastdds_shm.xml as the Fast DDS profile unless one is set; returns the ROS vars."""
     env = {
         "ROS_DOMAIN_ID": str(random.SystemRandom().randint(1, 101)),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
@@ -19,6 +23,8 @@ def isolate_ros_domain() -> dict[str, str]:
     os.environ.update(env)
     for key in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
         os.environ.pop(key, None)
+    if FASTDDS_PROFILE.is_file():
+        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
     return env
 
 

@@ -42,6 +42,9 @@ from taptr_ros.eval.bag_play_report import PlayResult, play_report
 from taptr_ros.eval.bag_sidecar import QUERIES_FILE, read_queries
 from taptr_ros.eval.bag_types import COMPRESSED_TYPE, GROUND_TRUTH_TOPIC, stamp_to_ns
 
+#: seconds before an unanswered frame is re-sent (frame 0 always, every frame with sync)
+RESEND_S = 2.0
+
 __all__ = ["PlayOptions", "PlayResult", "isolate_ros_domain", "play_bag", "start_node", "stop_node"]
 
 
@@ -149,7 +152,7 @@ def play_bag(
     Raises:
         BagError: problems with the bag or ground truth, a tracker that never appears, or that exits.
     """
-    from taptr_ros.eval.bag_eval import EvalOptions, _choose_queries
+    from taptr_ros.eval.bag_eval import EvalOptions, choose_queries
     from taptr_ros.eval.bag_truth import truth_from_bag, truth_from_pickle
     from taptr_ros.eval.tapvid import sample_queries
 
@@ -179,7 +182,7 @@ def play_bag(
         source = "ground truth, query mode 'first'"
     else:
         sidecar = read_queries(bag) if (bag / QUERIES_FILE).is_file() else None
-        queries, source = _choose_queries(
+        queries, source = choose_queries(
             EvalOptions(points=options.points, grid=options.grid), sidecar, (size_hw[1], size_hw[0]), T
         )
     publish_topic = options.publish_topic or topic
@@ -270,23 +273,44 @@ def _play(
         if not options.sync:
             adder.thread.start()
         sent = np.full(T, np.nan)
-        start_wall, t0 = time.perf_counter(), int(stamps[0])
         with BagReader(bag) as reader:
-            for k, (_log_ns, _msg, raw) in enumerate(reader._messages(topic)):
-                if not options.sync:
-                    delay = start_wall + (int(stamps[k]) - t0) / 1e9 / options.rate - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
+            raws = (raw for _log_ns, _msg, raw in reader._messages(topic))
+
+            def publish(k: int, raw: bytes, *, first_send: bool = True) -> None:
                 if clock_pub is not None:
                     clock_pub.publish(Clock(clock=ns_to_time(int(stamps[k]))))
-                sent[k] = time.perf_counter()
+                if first_send or k == 0:  # latency counts from the first send (frame 0: the last)
+                    sent[k] = time.perf_counter()
                 image_pub.publish(raw)
+
+            def until_answered(k: int, raw: bytes, timeout: float) -> None:
+                """Publish frame k, re-sending it every RESEND_S until it is answered: a best-effort
+                subscriber that has not matched this publisher yet, or lost a fragment, never sees it
+                (the node drops a duplicate stamp)."""
+                publish(k, raw)
+                deadline = time.monotonic() + timeout
+                while not recorder.wait_frame(k, min(RESEND_S, max(0.0, deadline - time.monotonic()))):
+                    if time.monotonic() >= deadline or (recorder.arrivals and max(recorder.arrivals) > k):
+                        return
+                    publish(k, raw, first_send=False)
+
+            # frame 0 is a handshake (the clock starts once it is answered), every frame in sync mode
+            until_answered(0, next(raws), wait)
+            if 0 in by_frame:
+                adder.add(0, by_frame[0], queries[by_frame[0], 1:])
+            start_wall, t0 = time.perf_counter(), int(stamps[0])
+            for k, raw in enumerate(raws, start=1):
                 rows = by_frame.get(k)
                 if options.sync:
-                    recorder.wait_frame(k, options.drain_s)
+                    until_answered(k, raw, options.drain_s)
                     if rows is not None:
                         adder.add(k, rows, queries[rows, 1:])
-                elif rows is not None:
+                    continue
+                delay = start_wall + (int(stamps[k]) - t0) / 1e9 / options.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                publish(k, raw)
+                if rows is not None:
                     adder.jobs.put((k, rows, queries[rows, 1:]))
         publish_seconds = time.perf_counter() - start_wall
         if not options.sync:

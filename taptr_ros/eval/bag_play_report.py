@@ -29,7 +29,7 @@ class PlayResult:
         m, lat = self.metrics, self.metrics.get("latency_ms") or {}
         lines = [
             f"{m['bag']}: published {m['frames_published']} frames at rate {m['rate']:g} "
-            f"({m['publish_fps']:.1f} fps), answered {m['frames_answered']}, dropped {m['frames_dropped']}"
+            f"({m['publish_fps'] or 0:.1f} fps), answered {m['frames_answered']}, dropped {m['frames_dropped']}"
         ]
         if lat:
             lines.append(
@@ -112,7 +112,8 @@ def play_report(
         "frames_published": T,
         "frames_answered": len(answered),
         "frames_dropped": T - len(answered),
-        "publish_fps": T / run["publish_seconds"] if run["publish_seconds"] else 0,
+        # frames 1.. after the frame-0 handshake
+        "publish_fps": (T - 1) / run["publish_seconds"] if run["publish_seconds"] > 0 else None,
         "latency_ms": (
             {
                 "mean": float(latency.mean()),

@@ -61,7 +61,10 @@ def raw_node(setup, ros_isolation):
 @pytest.fixture
 def isolated_env(ros_isolation):
     """play --start-node moves this process to a fresh random domain: restore the session's after."""
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")
+    }
     yield
     for key, value in saved.items():
         if value is None:
