@@ -14,6 +14,11 @@ bag is only read):
 Queries: with ground truth, sampled from it by the TAP-Vid query mode (and checked against the
 bag's sidecar if it has one); without, in this order: ``points`` given, ``grid``, the sidecar's
 ``points``/``first`` queries, an 8 x 8 grid on frame 0.
+
+The engine is whatever ``engine_factory`` builds; :func:`taptr_ros.eval.bag_engine.make_engine_factory`
+builds the node's (points decoded together). With ``TrackerOptions(independent_points=True)`` (the
+TAP-Vid protocol, ``taptr bag eval --independent-points``) a bag made from a TAP-Vid pickle scores
+exactly what ``taptr eval tapvid`` scores on the pickle (a test, first and strided modes).
 """
 
 from __future__ import annotations
