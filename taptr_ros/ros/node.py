@@ -24,6 +24,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions, install_signal_handlers
 from sensor_msgs.msg import CompressedImage, Image, PointCloud
 from std_srvs.srv import Trigger
 
@@ -248,7 +249,9 @@ def _overlay_drawer(logger):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``taptr-tracker``: run the node until SIGINT; 1 if it cannot start."""
-    rclpy.init(args=args)  # returns None before Kilted: no `with rclpy.init()`
+    # Python's own SIGINT handling while the model loads (rclpy's handler only wakes
+    # executors, so a Ctrl-C before spin() would be lost); rclpy's from spin() on.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # no `with`: Humble
     node = None
     try:
         try:
@@ -256,6 +259,7 @@ def main(args: list[str] | None = None) -> int:
         except StartupError as exc:
             rclpy.logging.get_logger("taptr_tracker").fatal(f"cannot start: {exc}")
             return 1
+        install_signal_handlers(SignalHandlerOptions.ALL)
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         executor.spin()
