@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -28,7 +29,7 @@ from rclpy.signals import SignalHandlerOptions, install_signal_handlers
 from sensor_msgs.msg import CompressedImage, Image, PointCloud
 from std_srvs.srv import Trigger
 
-from diagnostic_msgs.msg import DiagnosticArray
+from taptr_ros.data.video import draw_tracks
 from taptr_ros.msg import TrackedPoints
 from taptr_ros.ros import services
 from taptr_ros.ros.diagnostics import NodeStats, build_diagnostics
@@ -76,7 +77,6 @@ class TrackerNode(Node):
         self._recent: collections.deque[_Frame] = collections.deque(
             maxlen=self.tracker.options.window + 1)  # committed mode publishes older frames
         self._features = FeatureCloud(tuple(p.features_intrinsics)) if p.publish_features else None
-        self._draw = _overlay_drawer(self.get_logger())
 
         # May overlap: an image conversion, requests (tracker calls are thread-safe and take
         # effect at a frame boundary) and the diagnostics timer. Images never overlap images.
@@ -210,9 +210,8 @@ class TrackerNode(Node):
             ids=result.ids, x=result.xy[:, 0], y=result.xy[:, 1], visible=visible,
             visibility=result.visibility, width=result.width, height=result.height,
             header=frame.header))
-        if self._draw and self.get_parameter("overlay").value \
-                and self.overlay_pub.get_subscription_count() > 0:
-            drawn = self._draw(frame.rgb, result.ids, result.xy, visible)
+        if self.get_parameter("overlay").value and self.overlay_pub.get_subscription_count() > 0:
+            drawn = draw_tracks(frame.rgb, result.ids, result.xy, visible)
             self.overlay_pub.publish(numpy_to_image(drawn, "rgb8", header=frame.header))
         if self._features is not None:
             self.features_pub.publish(self._features.build(
@@ -235,16 +234,6 @@ def _one_line(message: str, width: int = 240) -> str:
     """A multi-line error (e.g. a checkpoint's key listing) as one log line of short parts."""
     parts = [line.strip() for line in message.splitlines() if line.strip()]
     return " | ".join(part if len(part) <= width else part[:width] + " ..." for part in parts)
-
-
-def _overlay_drawer(logger):
-    """taptr_ros.data.video.draw_tracks, or None (overlay off) if that module is missing."""
-    try:
-        from taptr_ros.data.video import draw_tracks
-    except ImportError as exc:
-        logger.warn(f"~/overlay disabled: cannot import draw_tracks ({exc})")
-        return None
-    return draw_tracks
 
 
 def main(args: list[str] | None = None) -> int:
