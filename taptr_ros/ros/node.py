@@ -7,7 +7,8 @@ tracking room's factory, inference runs on `worker.LatestWorker`'s thread, reque
 Threads: the MultiThreadedExecutor runs the image callback (converts and hands the frame to
 the worker, newest wins), the requests (services and clicks) and the diagnostics timer in
 three callback groups, so a request is answered while an image is converted; the worker
-thread runs the tracker and publishes. The tracker applies requests at frame boundaries.
+thread runs the tracker and publishes; an overlay thread draws ~/overlay (newest wins too).
+The tracker applies requests at frame boundaries.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ class TrackerNode(Node):
                           callback_group=timer_group)
 
         self._closed = False
+        self.overlay_worker = LatestWorker(self._draw_overlay, on_error=self._on_error,
+                                           name="overlay")  # newest wins here too
+        self.overlay_worker.start()
         self.worker: LatestWorker[_Frame] = LatestWorker(self._track, on_error=self._on_error)
         self.worker.start()
         self.get_logger().info(f"ready: {self.info.summary} on {self.info.device}, "
@@ -211,20 +215,26 @@ class TrackerNode(Node):
             visibility=result.visibility, width=result.width, height=result.height,
             header=frame.header))
         if self.get_parameter("overlay").value and self.overlay_pub.get_subscription_count() > 0:
-            drawn = draw_tracks(frame.rgb, result.ids, result.xy, visible)
-            self.overlay_pub.publish(numpy_to_image(drawn, "rgb8", header=frame.header))
+            self.overlay_worker.submit((frame, result.ids, result.xy, visible))
         if self._features is not None:
             self.features_pub.publish(self._features.build(
                 frame.header, frame.stamp_ns * 1e-9, result.ids, result.xy, visible))
         self.stats.tracks_published(result.timings.total,
                                     1e3 * (time.perf_counter() - frame.received), len(result.ids))
 
+    def _draw_overlay(self, item) -> None:
+        """Overlay thread: drawing thousands of points takes longer than tracking them."""
+        frame, ids, xy, visible = item
+        drawn = draw_tracks(frame.rgb, ids, xy, visible)
+        self.overlay_pub.publish(numpy_to_image(drawn, "rgb8", header=frame.header))
+
     def _on_error(self, exc: Exception) -> None:
         self.get_logger().error(f"tracking failed on a frame: {exc!r}", throttle_duration_sec=5.0)
 
     def close(self) -> None:
-        """Stop the worker thread (after its current frame) and destroy the node; idempotent."""
+        """Stop the worker threads (after their current item), destroy the node; idempotent."""
         self.worker.stop()
+        self.overlay_worker.stop()
         if not self._closed:
             self._closed = True
             self.destroy_node()

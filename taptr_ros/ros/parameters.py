@@ -88,7 +88,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("visibility_threshold", 0.5, "A point is visible when its visibility probability "
          "exceeds this.", read_only=False, float_range=(0.0, 1.0)),
     Spec("overlay", True, "Publish ~/overlay (the image with tracks and ids drawn); drawn only "
-         "while it has subscribers.", read_only=False),
+         "while it has subscribers, on a thread of its own (newest frame wins: when drawing is "
+         "slower than tracking, overlay frames are skipped, tracks are not).", read_only=False),
     Spec("publish_features", False, "Publish ~/features, a VINS-style sensor_msgs/PointCloud "
          "(channels id, u, v, velocity_x, velocity_y) of the visible points."),
     Spec("features_intrinsics", [0.0, 0.0, 0.0, 0.0], "fx, fy, cx, cy of the camera for "
