@@ -182,6 +182,13 @@ def _play(client: TrackerClient, frames: np.ndarray, fps: float, options: DemoOp
     last = stamps[-1]
     client.wait_for(lambda: client.tracks_for(last) is not None, 30.0)
     client.wait_for(lambda: _overlay_for(client, last) is not None, 5.0)
+
+    def counted() -> bool:  # diagnostics that include every frame (published at 1 Hz)
+        received = client.snapshot(client.diagnostics)
+        values = diagnostics_values(received[-1].msg) if received else {}
+        return int(values.get("frames_received", -1)) >= len(stamps)
+
+    client.wait_for(counted, 3.0)
     return events
 
 
@@ -235,8 +242,8 @@ def _record(client: TrackerClient, frames: np.ndarray, fps: float, options: Demo
     np.savez_compressed(options.out / "demo_tracks.npz", ids=ids, stamps_ns=np.array(stamps),
                         xy=xy, visible=visible)
 
-    periods = [diagnostics_values(r.msg) for r in client.snapshot(client.diagnostics)]
-    periods = [p for p in periods if float(p.get("fps", 0)) > 0]
+    every = [diagnostics_values(r.msg) for r in client.snapshot(client.diagnostics)]
+    periods = [p for p in every if float(p.get("fps", 0)) > 0]
     weights = [float(p["fps"]) for p in periods]
 
     def node_mean(key: str) -> float | None:
@@ -244,7 +251,7 @@ def _record(client: TrackerClient, frames: np.ndarray, fps: float, options: Demo
             return None
         return round(float(np.average([float(p[key]) for p in periods], weights=weights)), 2)
 
-    last = periods[-1] if periods else {}
+    last = every[-1] if every else {}
     lat = np.array(latencies) if latencies else np.zeros(1)
     final = tracks.get(stamps[-1])
     return {

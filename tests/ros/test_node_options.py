@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from taptr_ros.data.video import read_video
-from taptr_ros.ros.client import TrackerClient
+from taptr_ros.ros.client import RELIABLE, TrackerClient
 from taptr_ros.ros.diagnostics import diagnostics_values
 from taptr_ros.ros.services import stamp_to_ns
 from taptr_ros.ros.tracks_message import unpack_tracks
@@ -26,13 +26,14 @@ def test_committed_mode_on_compressed_bgr_input(start_process, tiny_checkpoint,
     node = start_process([
         str(tracker_executable), "--ros-args", "--params-file", "config/tracker.yaml",
         "-p", f"checkpoint:={tiny_checkpoint}", "-p", "mode:=committed",
-        "-p", "input_transport:=compressed", "-p", "diagnostics_period:=0.1",
+        "-p", "input_transport:=compressed", "-p", "diagnostics_period:=0.1", "-p", "qos:=reliable",
         "-r", f"__ns:={NS}", "-r", "image:=/options/image",
     ], name="committed")
     frames, _ = read_video(REPO / "media" / "trackon_sample.mp4", max_frames=12)
     frames = frames[:, ::2, ::2].copy()  # 256x192
     client = TrackerClient(tracker=f"{NS}/taptr_tracker", image_topic="/options/image/compressed",
-                           compression="png", diagnostics=True, node_name="options_client")
+                           compression="png", image_qos=RELIABLE, diagnostics=True,
+                           node_name="options_client")
     try:
         client.wait_until_ready(120, is_alive=lambda: node.popen.poll() is None)
 
