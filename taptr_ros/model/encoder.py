@@ -36,7 +36,7 @@ class EncoderLayer(nn.Module):
         """
         ref = reference.expand(src.shape[0], -1, -1)
         src = self.norm_attn(src + self.attn(src + pos, ref, src, shapes))
-        return self.norm_ffn(src + self.linear2(F.relu(self.linear1(src))))
+        return self.norm_ffn(src + self.linear2(F.relu(self.linear1(src), inplace=True)))
 
 
 def token_references(shapes, *, device=None, dtype=torch.float32) -> Tensor:
@@ -62,6 +62,24 @@ class Encoder(nn.Module):
         self.level_embed = nn.Parameter(torch.zeros(config.num_levels, config.hidden_dim))
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.enc_layers))
         nn.init.normal_(self.level_embed)
+        self._static: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}  # not state: rebuilt on demand
+
+    def static_inputs(self, shapes, *, device=None, dtype=torch.float32) -> tuple[Tensor, Tensor, Tensor]:
+        """What the encoder adds that depends on nothing learned, cached per (shapes, device,
+        dtype): flattened sine positions (L, C) without level embedding, the level of each
+        token (L,) long, and `token_references` (1, L, 2)."""
+        key = (tuple(tuple(s) for s in shapes), torch.device(device or "cpu"), dtype)
+        if key not in self._static:
+            with torch.inference_mode(False), torch.no_grad():  # usable by training later
+                self._static[key] = self._build_static(shapes, device, dtype)
+        return self._static[key]
+
+    def _build_static(self, shapes, device, dtype) -> tuple[Tensor, Tensor, Tensor]:
+        maps = self.position_maps(shapes, device=device, dtype=dtype)
+        sine = torch.cat([m.flatten(1).transpose(0, 1) for m in maps], 0)
+        level = torch.cat([torch.full((h * w,), lvl, dtype=torch.long, device=device)
+                           for lvl, (h, w) in enumerate(shapes)])
+        return sine, level, token_references(shapes, device=device, dtype=dtype)
 
     def position_maps(self, shapes, *, device=None, dtype=torch.float32) -> list[Tensor]:
         """Sine position map of each level, without level embedding: (C, h_l, w_l) each."""
@@ -84,8 +102,8 @@ class Encoder(nn.Module):
         """
         shapes = [tuple(x.shape[-2:]) for x in levels]
         src = torch.cat([x.flatten(2).transpose(1, 2) for x in levels], dim=1)
-        pos = self.positions(shapes, device=src.device, dtype=src.dtype)
-        ref = token_references(shapes, device=src.device, dtype=src.dtype)
+        sine, level, ref = self.static_inputs(shapes, device=src.device, dtype=src.dtype)
+        pos = (sine + self.level_embed[level].to(src.dtype))[None]  # = self.positions(shapes)
         for layer in self.layers:
             src = layer(src, pos, ref, shapes)
         return src

@@ -171,3 +171,62 @@ def test_decoder_without_masks_matches_dense_masks(make_model, monkeypatch, late
         dense = model.decode_window(memory, content, ref, f0, tracked, update)
     for name in ("pos", "vis_logits", "content_out", "ref_out"):
         torch.testing.assert_close(getattr(fast, name), getattr(dense, name), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_folded_backbone_matches_the_conv_then_batchnorm_reference(make_model, monkeypatch, name):
+    """conv_bn (frozen BN folded into the conv, cached; NHWC input) == bn(conv(x)) in NCHW."""
+    import taptr_ros.model.backbone as bb
+    model = make_model(name, seed=4)
+    hw = model.config.input_hw
+    x = torch.randn(2, 3, *hw, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        fast = model.backbone(x)
+        again = model.backbone(x)  # from the folded-weight cache
+        monkeypatch.setattr(bb, "conv_bn", lambda conv, bn, inp: bn(conv(inp.contiguous())))
+        slow = model.backbone(x.contiguous())
+    for f, a, s in zip(fast, again, slow):
+        torch.testing.assert_close(f, s, atol=1e-4, rtol=1e-5)
+        assert torch.equal(f, a)
+
+
+def test_folded_weights_follow_parameter_changes(make_model):
+    """The cache notices in-place updates (an optimiser step, load_state_dict)."""
+    model = make_model("tiny", seed=5)
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(13))
+    with torch.no_grad():
+        before = model.backbone(x)[0]
+        model.backbone.resnet.conv1.weight.mul_(2)
+        model.backbone.resnet.bn1.running_var.add_(1)
+        after = model.backbone(x)[0]
+        model.backbone.resnet.conv1.weight.div_(2)
+        model.backbone.resnet.bn1.running_var.sub_(1)
+        back = model.backbone(x)[0]
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(back, before, atol=1e-5, rtol=1e-5)
+
+
+def test_folded_backbone_trains_like_the_reference(make_model, monkeypatch):
+    """Gradients through the folded convolution equal those through conv then BN."""
+    import taptr_ros.model.backbone as bb
+    model = make_model("tiny", seed=6)
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(14))
+
+    def grads():
+        model.zero_grad()
+        sum(f.square().mean() for f in model.backbone(x)).backward()
+        return [p.grad.clone() for p in model.backbone.parameters()]
+    fast = grads()
+    monkeypatch.setattr(bb, "conv_bn", lambda conv, bn, inp: bn(conv(inp.contiguous())))
+    slow = grads()
+    for f, s in zip(fast, slow):
+        torch.testing.assert_close(f, s, atol=1e-4, rtol=1e-4)
+
+
+def test_encoder_static_inputs_are_cached_and_equal_positions(make_model):
+    model = make_model("tiny", seed=7)
+    shapes = model.level_shapes
+    sine, level, ref = model.encoder.static_inputs(shapes)
+    assert model.encoder.static_inputs(shapes)[0] is sine
+    torch.testing.assert_close((sine + model.encoder.level_embed[level])[None],
+                               model.encoder.positions(shapes), atol=0, rtol=0)
