@@ -1,0 +1,153 @@
+"""``taptr bench engine|memory|node``: performance benchmarks (ratios measured in one run).
+
+* ``engine``: per-frame cost of the online engine (immediate, committed) against the offline
+  reference and a naive loop that re-encodes the window, for presets x point counts.
+* ``memory``: RSS / Python heap / CUDA memory over a long stream, points coming and going.
+* ``node``: end-to-end latency of the real node process (image published -> tracks received)
+  minus its model time.
+
+The scripts in benchmarks/ run the same code with the same options. On a 2-core CPU the
+official preset at 512x512 costs about a second per frame: shrink the grid (--presets,
+--points, --frames, --input-size) and state it. With a GPU, ``--device auto`` uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'WxH' or 'S' -> (height, width)."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT or SIZE, got {text!r}") from exc
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 2:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT or SIZE, got {text!r}")
+    return parts[1], parts[0]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="network dtype; fp16/bf16 need CUDA (the CPU keeps fp32)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    from taptr_ros.eval.bench_common import BenchError
+    from taptr_ros.eval.bench_engine import EngineBenchOptions, format_engine_tables, run_engine_bench
+
+    options = EngineBenchOptions(
+        presets=args.presets, points=args.points, modes=args.modes, frames=args.frames,
+        input_hw=args.input_size, image_hw=args.image_size, repeats=args.repeats,
+        naive=not args.no_naive, naive_frames=args.naive_frames, naive_max_points=args.naive_max_points,
+        device=args.device,
+        precision=args.precision, threads=args.threads, cache_projections=not args.no_kv_cache,
+        clock=args.clock, seed=args.seed)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
+    try:
+        result = run_engine_bench(options, log=log)
+    except BenchError as exc:
+        print(f"taptr bench engine: {exc}", file=sys.stderr)
+        return 2
+    print(format_engine_tables(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+    return 0
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    from taptr_ros.eval.bench_common import BenchError
+    from taptr_ros.eval.bench_memory import MemoryBenchOptions, format_memory_tables, run_memory_bench
+
+    options = MemoryBenchOptions(
+        preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, frames=args.frames,
+        points=args.points, churn=args.churn, churn_every=args.churn_every, mode=args.mode,
+        sample_every=args.sample_every, python_heap=not args.no_tracemalloc, device=args.device,
+        precision=args.precision, threads=args.threads, seed=args.seed)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
+    try:
+        result = run_memory_bench(options, log=log)
+    except BenchError as exc:
+        print(f"taptr bench memory: {exc}", file=sys.stderr)
+        return 2
+    print(format_memory_tables(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+    return 0 if all(v["flat"] for v in result.summary().values()) else 1
+
+
+def register(subparsers) -> None:
+    """Adds ``bench`` (engine, memory, node) to the ``taptr`` command line."""
+    p = subparsers.add_parser("bench", help="performance benchmarks (engine, memory, node)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+
+    e = sub.add_parser("engine", help="engine vs offline reference vs naive loop, per frame",
+                       description="Per-frame cost (encoder / decoder / other) of the online engine "
+                                   "in immediate and committed mode, of the offline reference "
+                                   "track_video and of a naive loop that re-encodes the window "
+                                   "every frame; ratios against the targets of issue 8.")
+    e.add_argument("--presets", type=_names, default=("taptrv2", "small"), help="comma-separated (default taptrv2,small)")
+    e.add_argument("--points", type=_ints, default=(1, 50, 800, 5000), help="comma-separated (default 1,50,800,5000)")
+    e.add_argument("--modes", type=_names, default=("immediate", "committed"), help="engine modes (default both)")
+    e.add_argument("--frames", type=int, default=16,
+                   help="frames per run, > window; the first window's frames are not timed (default 16)")
+    e.add_argument("--input-size", type=_size, default=None, metavar="WxH",
+                   help="network input for every preset (default: each preset's, 512 official)")
+    e.add_argument("--image-size", type=_size, default=(480, 640), metavar="WxH",
+                   help="camera frame size pushed (default 640x480)")
+    e.add_argument("--repeats", type=int, default=1, help="runs per runner, medians (default 1)")
+    e.add_argument("--no-naive", action="store_true", help="skip the naive re-encoding loop")
+    e.add_argument("--naive-frames", type=int, default=2,
+                   help="frames the naive loop is timed over (each costs W encodes + a window decode)")
+    e.add_argument("--naive-max-points", type=int, default=100_000,
+                   help="skip the naive loop above this many points")
+    e.add_argument("--no-kv-cache", action="store_true",
+                   help="engine without per-frame key/value caching (projects per window, as offline)")
+    e.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
+                   help="auto: process CPU time on the CPU (stable on a shared machine), wall on CUDA")
+    e.add_argument("--quiet", action="store_true", help="no per-run progress lines on stderr")
+    _common(e)
+    e.set_defaults(func=run_engine)
+
+    m = sub.add_parser("memory", help="memory over a long stream with points coming and going (must be flat)",
+                       description="RSS, Python heap (tracemalloc) and CUDA memory of the engine over a "
+                                   "long stream; exit status 1 if any of them grows.")
+    m.add_argument("--preset", default="tiny", help="network preset (default tiny)")
+    m.add_argument("--input-size", type=_size, default=(64, 64), metavar="WxH",
+                   help="network input (default 64x64, so 10,000 frames take minutes on a CPU)")
+    m.add_argument("--image-size", type=_size, default=(120, 160), metavar="WxH", help="camera frame size")
+    m.add_argument("--frames", type=int, default=10_000, help="stream length (default 10000)")
+    m.add_argument("--points", type=int, default=32, help="points alive at a time (default 32)")
+    m.add_argument("--churn", type=int, default=4, help="points added and removed each churn step")
+    m.add_argument("--churn-every", type=int, default=10, help="frames between churn steps")
+    m.add_argument("--mode", default="immediate", choices=("immediate", "committed"))
+    m.add_argument("--sample-every", type=int, default=100, help="frames between samples")
+    m.add_argument("--no-tracemalloc", action="store_true", help="do not trace the Python heap")
+    m.add_argument("--quiet", action="store_true", help="no per-sample lines on stderr")
+    _common(m)
+    m.set_defaults(func=run_memory)
