@@ -176,11 +176,19 @@ class TrackerClient:
         """Publish a PointStamped on ``~/click`` (stamp 0 = latest frame)."""
         msg = PointStamped(header=Header(stamp=ns_to_time(stamp_ns)))
         msg.point.x, msg.point.y = float(x), float(y)
-        self.click_pub.publish(msg)
+        self._publish_matched(self.click_pub, msg)
 
     def click_point(self, x: float, y: float) -> None:
         """Publish a plain Point on ``~/click_point`` (rqt_image_view's mouse publisher)."""
-        self.click_point_pub.publish(Point(x=float(x), y=float(y)))
+        self._publish_matched(self.click_point_pub, Point(x=float(x), y=float(y)))
+
+    def _publish_matched(self, publisher, msg, timeout: float = 10.0) -> None:
+        """Publish once the node's subscription is matched: a message published before
+        discovery has matched it is lost (volatile durability), and discovery of a topic
+        used for the first time can take seconds on a loaded machine."""
+        if not self.wait_for(lambda: publisher.get_subscription_count() > 0, timeout):
+            raise ClientError(f"nobody subscribes to {publisher.topic_name}")
+        publisher.publish(msg)
 
     def _call(self, client, request, timeout: float):
         future = client.call_async(request)
