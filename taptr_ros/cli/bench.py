@@ -100,6 +100,28 @@ def run_memory(args: argparse.Namespace) -> int:
     return 0 if all(v["flat"] for v in result.summary().values()) else 1
 
 
+def run_node(args: argparse.Namespace) -> int:
+    from taptr_ros.eval.bench_common import BenchError
+    from taptr_ros.ros.bench_node import NodeBenchOptions, format_node_tables, run_node_bench
+
+    options = NodeBenchOptions(
+        preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, rate=args.rate,
+        frames=args.frames, warmup=args.warmup, points=args.points, mode=args.mode,
+        open_loop=args.open_loop, device=args.device, threads=args.threads,
+        checkpoint=args.checkpoint)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
+    try:
+        result = run_node_bench(options, log=log)
+    except BenchError as exc:
+        print(f"taptr bench node: {exc}", file=sys.stderr)
+        return 2
+    print(format_node_tables(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+    return 0
+
+
 def register(subparsers) -> None:
     """Adds ``bench`` (engine, memory, node) to the ``taptr`` command line."""
     p = subparsers.add_parser("bench", help="performance benchmarks (engine, memory, node)",
@@ -151,3 +173,24 @@ def register(subparsers) -> None:
     m.add_argument("--quiet", action="store_true", help="no per-sample lines on stderr")
     _common(m)
     m.set_defaults(func=run_memory)
+
+    n = sub.add_parser("node", help="the real node process: end-to-end latency minus model time",
+                       description="Runs taptr-tracker as a process, publishes 640x480 frames at 30 Hz, "
+                                   "measures image published -> tracks received, and subtracts the "
+                                   "node's model time (its /diagnostics); target overhead <= 5 ms.")
+    n.add_argument("--preset", default="tiny", help="network preset (default tiny: model time under 33 ms)")
+    n.add_argument("--input-size", type=_size, default=(64, 64), metavar="WxH", help="network input (default 64x64)")
+    n.add_argument("--image-size", type=_size, default=(480, 640), metavar="WxH", help="camera frames (default 640x480)")
+    n.add_argument("--rate", type=float, default=30.0, help="frames per second published (default 30)")
+    n.add_argument("--frames", type=int, default=300, help="frames measured (default 300)")
+    n.add_argument("--warmup", type=int, default=20, help="frames published first, not measured")
+    n.add_argument("--points", type=int, default=49, help="points added at the first frame (a grid)")
+    n.add_argument("--mode", default="immediate", choices=("immediate", "committed"))
+    n.add_argument("--open-loop", action="store_true",
+                   help="publish on the clock even when the previous frame is unanswered (drops count)")
+    n.add_argument("--checkpoint", default=None, help="weights (default: seeded random weights of --preset)")
+    n.add_argument("--quiet", action="store_true")
+    n.add_argument("--device", default="auto", help="the node's device parameter")
+    n.add_argument("--threads", type=int, default=1, help="the node's cpu_threads (default 1)")
+    n.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    n.set_defaults(func=run_node)

@@ -103,3 +103,20 @@ def test_memory_bench_cli_is_flat_on_a_short_stream(tmp_path, capsys):
     summary = json.loads(out.read_text())["summary"]
     assert set(summary) >= {"rss", "python"}
     assert code == (0 if all(v["flat"] for v in summary.values()) else 1)
+
+
+@pytest.mark.slow
+def test_node_bench_runs_the_real_node(tmp_path, capsys):
+    """taptr bench node: a real taptr-tracker process answers every measured frame; the
+    latency it reports is at least the model time it subtracts."""
+    pytest.importorskip("rclpy")
+    from taptr_ros.cli import main
+    out = tmp_path / "node.json"
+    code = main(["bench", "node", "--frames", "12", "--warmup", "10", "--points", "4", "--quiet",
+                 "--json", str(out), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["answered"] == result["published"] == 12
+    s = result["summary"]
+    assert s["model_ms"] > 0 and s["e2e_mean_ms"] >= s["node_internal_ms"] > 0
+    assert "overhead ms" in capsys.readouterr().out
