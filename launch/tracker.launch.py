@@ -10,6 +10,11 @@ Arguments:
     namespace    namespace of the node (topics ~/tracks etc. follow it)
     checkpoint   model checkpoint; empty = the params file's value
     device       torch device ("cpu", "cuda", "cuda:1"); empty = the params file's value
+
+Clicks from rqt_image_view: view <namespace>/taptr_tracker/overlay and remap the node's
+~/click_point to that view's mouse topic (<overlay topic>_mouse_left), e.g. with
+`ros2 run taptr_ros taptr_tracker --ros-args -r image:=/camera/image_raw
+-r ~/click_point:=/taptr_tracker/overlay_mouse_left`.
 """
 
 from launch import LaunchDescription
