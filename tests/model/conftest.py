@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from taptr_ros.model.config import preset
+from random_weights import randomize  # noqa: F401 (tests/random_weights.py)
 from taptr_ros.model.taptr import TAPTRv2
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARITY_DIR = REPO_ROOT.parent / "shared" / "parity"
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial deterministic weights (default init zeroes the heads and offsets)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            z = torch.randn(t.shape, generator=gen)
-            if name.endswith("running_var"):
-                t.copy_(1 + 0.1 * z.abs())
-            elif name.endswith("running_mean") or name.endswith("level_embed"):
-                t.copy_(0.1 * z)
-            elif name.endswith("bias"):
-                t.copy_(0.02 * z)
-            elif t.dim() == 1:
-                t.copy_(1 + 0.1 * z)
-            else:
-                gain = 0.5 if ("sampling_offsets" in name or "pos_heads" in name) else 1.0
-                t.copy_(gain * z / math.sqrt(t[0].numel()))
-    return model
 
 
 @pytest.fixture(scope="session")
