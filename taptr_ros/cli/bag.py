@@ -380,7 +380,7 @@ def run_play(args: argparse.Namespace) -> int:
         points = parse_points(args.points) if args.points else None
     except BagError as error:
         return _fail("play", error, 2)
-    from taptr_ros.eval.bag_play import PlayOptions, play_bag
+    from taptr_ros.ros.bag_play import PlayOptions, play_bag
 
     options = PlayOptions(
         rate=args.rate,

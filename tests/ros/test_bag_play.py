@@ -43,7 +43,7 @@ def setup(tmp_path_factory):
 @pytest.fixture(scope="module")
 def raw_node(setup, ros_isolation):
     """One taptr_tracker for the raw-image tests (a replayed bag rewinds the stamps: the node resets)."""
-    from taptr_ros.eval.bag_play import start_node, stop_node
+    from taptr_ros.ros.bag_play import start_node, stop_node
 
     node = start_node(
         topic="/camera/image_raw",
@@ -85,7 +85,7 @@ def _lockstep(folder: Path, bag: str) -> dict:
 
 @pytest.mark.parametrize("bag", ["raw", "png"])
 def test_sync_replay_through_the_node_equals_lockstep_eval(setup, raw_node, isolated_env, bag):
-    from taptr_ros.eval.bag_play import PlayOptions, play_bag
+    from taptr_ros.ros.bag_play import PlayOptions, play_bag
 
     # raw: the module's node; png: --start-node starts one with input_transport compressed
     options = (
@@ -117,7 +117,7 @@ def test_sync_replay_through_the_node_equals_lockstep_eval(setup, raw_node, isol
 
 
 def test_timed_replay_accounts_for_every_frame(setup, raw_node, isolated_env):
-    from taptr_ros.eval.bag_play import PlayOptions, play_bag
+    from taptr_ros.ros.bag_play import PlayOptions, play_bag
 
     # 30 fps x 2: faster than a CPU model, so the node drops frames (newest wins)
     result = play_bag(setup / "raw", PlayOptions(rate=2.0, wait_s=120.0), log=lambda _text: None)
@@ -132,7 +132,7 @@ def test_timed_replay_accounts_for_every_frame(setup, raw_node, isolated_env):
 
 
 def test_no_tracker_is_a_clear_error(setup, isolated_env):
-    from taptr_ros.eval.bag_play import PlayOptions, isolate_ros_domain, play_bag
+    from taptr_ros.ros.bag_play import PlayOptions, isolate_ros_domain, play_bag
 
     isolate_ros_domain()  # a domain nobody else uses
     with pytest.raises(BagError, match=r"no tracker answered within 1 s.*--start-node"):
@@ -140,7 +140,7 @@ def test_no_tracker_is_a_clear_error(setup, isolated_env):
 
 
 def test_node_that_cannot_start_is_reported(setup, isolated_env):
-    from taptr_ros.eval.bag_play import PlayOptions, play_bag
+    from taptr_ros.ros.bag_play import PlayOptions, play_bag
 
     with pytest.raises(BagError, match="exited with code 1 before it was ready"):
         play_bag(

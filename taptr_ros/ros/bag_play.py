@@ -37,8 +37,8 @@ import numpy as np
 
 from taptr_ros.eval.bag_errors import BagError
 from taptr_ros.eval.bag_io import BagReader
-from taptr_ros.eval.bag_node import isolate_ros_domain, start_node, stop_node
-from taptr_ros.eval.bag_play_report import PlayResult, play_report
+from taptr_ros.ros.bag_node import isolate_ros_domain, start_node, stop_node
+from taptr_ros.ros.bag_play_report import PlayResult, play_report
 from taptr_ros.eval.bag_sidecar import QUERIES_FILE, read_queries
 from taptr_ros.eval.bag_types import COMPRESSED_TYPE, GROUND_TRUTH_TOPIC, stamp_to_ns
 

@@ -14,7 +14,7 @@ from taptr_ros.eval.bag_io import BagWriter
 from taptr_ros.eval.bag_types import RESULT_TOPIC, TRACKS_TYPE
 
 if TYPE_CHECKING:
-    from taptr_ros.eval.bag_play import PlayOptions
+    from taptr_ros.ros.bag_play import PlayOptions
 
 
 @dataclasses.dataclass
