@@ -212,7 +212,8 @@ class Decoder(nn.Module):
 
     def forward(self, memory: Tensor | None, shapes, content_in: Tensor, ref_in: Tensor,
                 init_content: Tensor, tracked: Tensor, update: Tensor, *,
-                memory_kv: tuple[Tensor, Tensor] | None = None) -> WindowOutput:
+                memory_kv: tuple[Tensor, Tensor] | None = None,
+                kv_frames: Tensor | None = None) -> WindowOutput:
         """Decode one window; see `TAPTRv2.decode_window` for the arguments."""
         cfg = self.config
         c, t, eps = cfg.hidden_dim, cfg.query_pos_temperature, cfg.logit_eps
@@ -230,7 +231,7 @@ class Decoder(nn.Module):
             if lvl > 0:
                 x = x + self.content_updater(torch.cat((x, content_in), -1))
             kv = None if memory_kv is None else (memory_kv[0][lvl], memory_kv[1][lvl])
-            ca = layer.cross_attn(x + pos, ref[..., :2], memory, shapes, keys_values=kv)
+            ca = layer.cross_attn(x + pos, ref[..., :2], memory, shapes, keys_values=kv, kv_frames=kv_frames)
             x = layer.norm_cross(x + ca.out)
             delta = layer.apu(ca.logits, ca.offsets, div)
             moved = inverse_sigmoid(ref[..., :2] + delta, eps).sigmoid()

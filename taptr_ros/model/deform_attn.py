@@ -104,16 +104,19 @@ def sample_keys_values(keys: Tensor, values: Tensor, shapes, locations: Tensor) 
 
 
 def key_aware_reference(keys: Tensor, values: Tensor, shapes, locations: Tensor,
-                        query: Tensor) -> tuple[Tensor, Tensor]:
+                        query: Tensor, *, frames: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Key-aware attention core, obvious version (reference of
     `deform_gather.key_aware_attn_gather`, same arguments and results).
 
     Args:
-        keys, values: (B, L, M, D); locations: (B, Q, M, nL, P, 2); query: (B, Q, M, D).
+        keys, values: (B, L, M, D), or (F, L, M, D) read at `frames` (B,).
+        locations: (B, Q, M, nL, P, 2); query: (B, Q, M, D).
 
     Returns:
         out (B, Q, M * D) heads concatenated, logits (B, Q, M, nL, P).
     """
+    if frames is not None:
+        keys, values = keys[frames], values[frames]
     k_s, v_s = sample_keys_values(keys, values, shapes, locations)  # (B, Q, M, nL, P, D)
     logits = (query[:, :, :, None, None, :] * k_s).sum(-1) / math.sqrt(keys.shape[-1])
     weights = logits.flatten(3).softmax(-1).view_as(logits)
@@ -231,7 +234,8 @@ class KeyAwareDeformAttn(nn.Module):
         return self.key_proj(memory), self.value_proj(memory)
 
     def forward(self, query: Tensor, reference: Tensor, memory: Tensor | None, shapes, *,
-                keys_values: tuple[Tensor, Tensor] | None = None) -> KeyAwareResult:
+                keys_values: tuple[Tensor, Tensor] | None = None,
+                kv_frames: Tensor | None = None) -> KeyAwareResult:
         """
         Args:
             query: (B, Q, C) content + positional query.
@@ -239,18 +243,20 @@ class KeyAwareDeformAttn(nn.Module):
             memory: (B, L, C) flattened encoder memory (query b reads memory b only).
             shapes: per level (h_l, w_l).
             keys_values: `project_memory(memory)` computed earlier (e.g. cached per frame);
-                when given, `memory` is not read and may be None.
+                when given, `memory` is not read and may be None. (F, L, C) each.
+            kv_frames: (B,) long, the frame of `keys_values` query batch b reads (None:
+                frame b, F == B).
         """
         b, q, c = query.shape
         m, nl, p = self.heads, self.levels, self.points
         d = c // m
         keys, values = self.project_memory(memory) if keys_values is None else keys_values
-        keys, values = keys.reshape(b, -1, m, d), values.reshape(b, -1, m, d)
+        keys, values = keys.reshape(keys.shape[0], -1, m, d), values.reshape(values.shape[0], -1, m, d)
         offsets = self.sampling_offsets(query).view(b, q, m, nl, p, 2)
         norm = _offset_normaliser(shapes, query.device, query.dtype)
         locations = reference[:, :, None, None, None, :] + offsets / norm[None, None, None, :, None, :]
         q_h = self.query_proj(query).view(b, q, m, d)
         # = sample_keys_values + logits q.k/sqrt(D) + softmax over (nL, P) + weighted values
         # (the obvious version, kept as `key_aware_reference`; tested equal to 1e-5)
-        out, logits = key_aware_attn_gather(keys, values, shapes, locations, q_h)
+        out, logits = key_aware_attn_gather(keys, values, shapes, locations, q_h, frames=kv_frames)
         return KeyAwareResult(out=self.output_proj(out), logits=logits, offsets=offsets)

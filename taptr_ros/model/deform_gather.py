@@ -24,18 +24,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def bilinear_taps(locations: Tensor, shapes, num_tokens: int) -> tuple[Tensor, Tensor]:
+def bilinear_taps(locations: Tensor, shapes, num_tokens: int, *, frames: Tensor | None = None,
+                  num_frames: int | None = None) -> tuple[Tensor, Tensor]:
     """Table rows and weights of the 4 bilinear corners of every sample.
 
     Args:
         locations: (B, Q, M, nL, P, 2) normalised (x, y).
         shapes: per level (h_l, w_l); sum of h_l * w_l == num_tokens (L).
         num_tokens: L.
+        frames: (B,) long, the table frame each batch entry reads (None = frame b for b).
+        num_frames: F, frames in the table (None = B).
 
     Returns:
-        rows: (B, Q, M, nL, P, 4) int32 rows of the (B * L * M, D) view of a contiguous
-            (B, L, M, D) map: row = (b * L + token) * M + m; corners (x0,y0), (x1,y0), (x0,y1),
-            (x1,y1). A corner outside its level points at a valid row with weight 0.
+        rows: (B, Q, M, nL, P, 4) int32 rows of the (F * L * M, D) view of a contiguous
+            (F, L, M, D) map: row = (frames[b] * L + token) * M + m; corners (x0,y0), (x1,y0),
+            (x0,y1), (x1,y1). A corner outside its level points at a valid row with weight 0.
         weights: (B, Q, M, nL, P, 4) bilinear weights, dtype of `locations`.
     """
     b, q, m, nl, p, _ = locations.shape
@@ -64,11 +67,11 @@ def bilinear_taps(locations: Tensor, shapes, num_tokens: int) -> tuple[Tensor, T
     xy0i = xy0.to(i32)
     w_i = sizes[:, 0].to(i32)
     token = starts.to(i32) + xy0i[..., 1] * w_i + xy0i[..., 0]  # (B*Q, K)
-    lead = (torch.arange(b, device=dev, dtype=i32).view(b, 1, 1) * (num_tokens * m)
-            + head.to(i32)).view(b, 1, k)
+    frame = torch.arange(b, device=dev) if frames is None else frames.to(dev)
+    lead = (frame.to(i32).view(b, 1, 1) * (num_tokens * m) + head.to(i32)).view(b, 1, k)
     base = token.view(b, q, k) * m + lead
     corner = torch.stack((torch.zeros_like(w_i), torch.ones_like(w_i), w_i, w_i + 1), -1) * m
-    rows = (base[..., None] + corner).clamp_(0, b * num_tokens * m - 1)
+    rows = (base[..., None] + corner).clamp_(0, (num_frames or b) * num_tokens * m - 1)
     return rows.view(b, q, m, nl, p, 4), weights
 
 
@@ -99,7 +102,7 @@ def ms_deform_attn_gather(values: Tensor, shapes, locations: Tensor, weights: Te
 
 
 def key_aware_attn_gather(keys: Tensor, values: Tensor, shapes, locations: Tensor,
-                          query: Tensor) -> tuple[Tensor, Tensor]:
+                          query: Tensor, *, frames: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Key-aware deformable attention core (TAPTRv2 decoder cross-attention).
 
     logits = query_h . key sampled at each location / sqrt(D); weights = softmax over the
@@ -107,18 +110,22 @@ def key_aware_attn_gather(keys: Tensor, values: Tensor, shapes, locations: Tenso
     Same as the `deform_attn.sample_keys_values` reference followed by those three lines.
 
     Args:
-        keys, values: (B, L, M, D) projected memory.
+        keys, values: (F, L, M, D) projected memory of F frames (F = B without `frames`).
         shapes: per level (h_l, w_l).
         locations: (B, Q, M, nL, P, 2) normalised (x, y).
         query: (B, Q, M, D) projected query per head.
+        frames: (B,) long, the frame of `keys`/`values` batch entry b reads (e.g. ring-buffer
+            slots, so a window's keys and values need not be copied out); None = frame b.
 
     Returns:
         out: (B, Q, M * D) heads concatenated (before the output projection).
         logits: (B, Q, M, nL, P) pre-softmax logits.
     """
-    b, length, m, d = keys.shape
-    _, q, _, nl, p, _ = locations.shape
-    rows, bil = bilinear_taps(locations, shapes, length)
+    num_frames, length, m, d = keys.shape
+    b, q, _, nl, p, _ = locations.shape
+    if frames is None and num_frames != b:
+        raise ValueError(f"{num_frames} frames of keys for a batch of {b}: pass frames=")
+    rows, bil = bilinear_taps(locations, shapes, length, frames=frames, num_frames=num_frames)
     bil = bil.to(keys.dtype)
     k_s = F.embedding_bag(rows.view(-1, 4), _table(keys), per_sample_weights=bil.view(-1, 4),
                           mode="sum")  # (B*Q*M*nL*P, D)

@@ -137,7 +137,8 @@ class TAPTRv2(nn.Module):
 
     def decode_window(self, window_memory: Tensor | None, content_in: Tensor, ref_in: Tensor,
                       init_content: Tensor, tracked: Tensor, update: Tensor, *,
-                      memory_kv: tuple[Tensor, Tensor] | None = None) -> WindowOutput:
+                      memory_kv: tuple[Tensor, Tensor] | None = None,
+                      kv_frames: Tensor | None = None) -> WindowOutput:
         """Run the decoder on one window of W frames.
 
         Args:
@@ -150,13 +151,16 @@ class TAPTRv2(nn.Module):
             update: (W, N) bool, tracked and not the start frame (see `windowing.point_masks`).
             memory_kv: optional `project_memory` of the window's frames, ((nD, W, L, C), (nD, W,
                 L, C)); same result as projecting `window_memory` here (float rounding aside).
+            kv_frames: (W,) long: window frame k reads frame kv_frames[k] of `memory_kv`, which
+                then holds F frames in any order, ((nD, F, L, C), ...): e.g. a ring buffer and
+                its slots, read in place (no copy of the window's keys and values).
 
         Returns:
             `WindowOutput` (per-layer positions after the APU and after the delta head,
             visibility logits, APU deltas, features, new logit-space position and content).
         """
         return self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
-                            tracked.bool(), update.bool(), memory_kv=memory_kv)
+                            tracked.bool(), update.bool(), memory_kv=memory_kv, kv_frames=kv_frames)
 
 
 @dataclass

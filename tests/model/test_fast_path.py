@@ -230,3 +230,83 @@ def test_encoder_static_inputs_are_cached_and_equal_positions(make_model):
     assert model.encoder.static_inputs(shapes)[0] is sine
     torch.testing.assert_close((sine + model.encoder.level_embed[level])[None],
                                model.encoder.positions(shapes), atol=0, rtol=0)
+
+
+def test_fp16_autocast_keeps_tracks_within_the_stated_tolerance(make_model):
+    """precision_context('fp16'): positions within 2e-3 (normalised) of fp32, visibility kept.
+    Run on the CPU (torch's fp16 autocast exists there too) as a stand-in for CUDA."""
+    from taptr_ros.model.inference import precision_context
+    from taptr_ros.model.taptr import track_video
+    model = make_model("tiny", seed=3)
+    gen = torch.Generator().manual_seed(1)
+    video = torch.randn(16, 3, 96, 96, generator=gen)
+    xy, start = torch.rand(40, 2, generator=gen), torch.randint(0, 6, (40,), generator=gen)
+    with torch.inference_mode():
+        ref = track_video(model, video, xy, start)
+        with precision_context("cpu", "fp16"):
+            half = track_video(model, video, xy, start)
+    assert (half.xy_norm.float() - ref.xy_norm).abs().max() < 2e-3
+    assert (half.visible == ref.visible).float().mean() > 0.99
+    with pytest.raises(ValueError, match="choose one of"):
+        precision_context("cpu", "fp8")
+
+
+@pytest.mark.slow
+def test_compiled_model_matches_eager(make_model):
+    """compile_model gives the eager results (the decoder only: compiling is slow on a CPU)."""
+    from taptr_ros.model.inference import compile_model
+    from taptr_ros.model.windowing import point_masks
+    eager = make_model("tiny", seed=8)
+    compiled = compile_model(make_model("tiny", seed=8), parts=("decoder",))
+    with pytest.raises(ValueError, match="cannot compile"):
+        compile_model(eager, parts=("heads",))
+    gen = torch.Generator().manual_seed(15)
+    images = torch.randn(4, 3, 96, 96, generator=gen)
+    xy, start = torch.rand(7, 2, generator=gen), torch.tensor([0, 0, 0, 1, 1, 2, 3])
+    results = []
+    with torch.inference_mode():
+        for model in (eager, compiled):
+            memory = model.encode_frames(images)
+            f0, ref0 = model.init_queries(memory[start], xy)
+            tracked, update = point_masks(start, 0, 3)
+            out = model.decode_window(memory, f0[None].expand(4, -1, -1), ref0[None].expand(4, -1, -1),
+                                      f0, tracked, update)
+            results.append((memory, out))
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-4, rtol=1e-4)
+    for name in ("pos", "vis_logits", "content_out"):
+        torch.testing.assert_close(getattr(results[1][1], name), getattr(results[0][1], name), atol=1e-4, rtol=1e-4)
+
+
+def test_key_aware_gather_reads_frames_in_place():
+    """frames= maps each batch entry to a frame of a larger table: == indexing the table."""
+    values, keys, loc, _, query = random_case(16, b=3)
+    gen = torch.Generator().manual_seed(17)
+    ring_k = torch.randn(5, *keys.shape[1:], generator=gen, dtype=keys.dtype)
+    ring_v = torch.randn(5, *values.shape[1:], generator=gen, dtype=values.dtype)
+    frames = torch.tensor([4, 0, 2])
+    out, logits = key_aware_attn_gather(ring_k, ring_v, SHAPES, loc, query, frames=frames)
+    ref_out, ref_logits = reference_key_aware(ring_k[frames], ring_v[frames], loc, query)
+    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=0)
+    torch.testing.assert_close(logits, ref_logits, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="pass frames="):
+        key_aware_attn_gather(ring_k, ring_v, SHAPES, loc, query)
+
+
+def test_decode_window_reads_a_ring_buffer_in_place(make_model):
+    """decode_window(memory_kv=ring, kv_frames=slots) == with the window's keys/values copied out."""
+    from taptr_ros.model.windowing import point_masks
+    model = make_model("tiny", seed=9)
+    gen = torch.Generator().manual_seed(18)
+    with torch.no_grad():
+        ring_memory = model.encode_frames(torch.randn(6, 3, 96, 96, generator=gen))
+        ring_k, ring_v = model.project_memory(ring_memory)  # (nD, 6, L, C)
+        slots = torch.tensor([3, 4, 5, 0, 1])  # a window wrapping around the ring
+        xy, start = torch.rand(5, 2, generator=gen), torch.tensor([0, 0, 1, 1, 3])
+        f0, ref0 = model.init_queries(ring_memory[slots[start]], xy)
+        tracked, update = point_masks(start, 0, 4)
+        content, ref = f0[None].expand(5, -1, -1), ref0[None].expand(5, -1, -1)
+        in_place = model.decode_window(None, content, ref, f0, tracked, update, memory_kv=(ring_k, ring_v),
+                                       kv_frames=slots)
+        copied = model.decode_window(ring_memory[slots], content, ref, f0, tracked, update)
+    for name in ("pos", "vis_logits", "content_out", "ref_out"):
+        torch.testing.assert_close(getattr(in_place, name), getattr(copied, name), atol=1e-5, rtol=0)
