@@ -19,7 +19,8 @@ def dummy_positions(count: int, seed: int) -> Tensor:
 
 
 def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | None, state: Trajectory,
-                  f0: Tensor, tracked: Tensor, update: Tensor, dummy_xy: Tensor) -> Trajectory:
+                  f0: Tensor, tracked: Tensor, update: Tensor, dummy_xy: Tensor, *,
+                  kv_frames: Tensor | None = None) -> Trajectory:
     """Decode a window of n frames for N points, padded with dummies up to len(dummy_xy).
 
     The dummies start at the window's first frame (features sampled from its memory, positions
@@ -29,7 +30,9 @@ def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | No
     Args:
         memory: (n, L, C) window memory, or, when `kv` is given, at least the first frame's
             (1, L, C) (the dummies' features).
-        kv: cached keys and values of the window, ((nD, n, L, C), (nD, n, L, C)), or None.
+        kv: cached keys and values of the window, ((nD, n, L, C), (nD, n, L, C)), or None;
+            with `kv_frames`, of any F frames ((nD, F, L, C), ...) read at those frames.
+        kv_frames: (n,) long frame of `kv` each window frame reads (e.g. ring-buffer slots).
         state: (n, N, ...) `Trajectory` of the points before the window.
         f0: (N, C) initial content of the points.
         tracked, update: (n, N) bool masks (`windowing.point_masks`).
@@ -49,7 +52,8 @@ def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | No
         d_upd = (torch.arange(n_frames, device=update.device) > 0)[:, None].expand(n_frames, pad)
         trk = torch.cat((tracked, torch.ones_like(d_upd)), 1)
         upd = torch.cat((update, d_upd), 1)
-    out = model.decode_window(None if kv is not None else memory, content, ref, init, trk, upd, memory_kv=kv)
+    out = model.decode_window(None if kv is not None else memory, content, ref, init, trk, upd, memory_kv=kv,
+                              kv_frames=kv_frames)
     if pad:
         out = WindowOutput(**{f.name: getattr(out, f.name)[..., :n_pts, :] for f in fields(WindowOutput)})
     return commit_window(state, 0, out, update, copy_tail=False)

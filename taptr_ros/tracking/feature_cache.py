@@ -106,6 +106,13 @@ class FeatureCache:
         """(n, L, C) memory of frames first..last in order (a copy)."""
         return self.memory.index_select(0, self.slots(first, last))
 
+    def ring_kv(self) -> tuple[Tensor, Tensor]:
+        """Keys and values of every slot, ((nD, W, L, C), (nD, W, L, C)), the buffers
+        themselves (no copy): read frame f at slot `slot(f)` (`slots` for a window)."""
+        if self.keys is None:
+            raise ValueError("this cache does not keep keys/values (kv_layers=0)")
+        return self.keys, self.values
+
     def window_kv(self, first: int, last: int) -> tuple[Tensor, Tensor]:
         """Keys and values of frames first..last, ((nD, n, L, C), (nD, n, L, C)) copies."""
         if self.keys is None:

@@ -402,12 +402,12 @@ class OnlineTracker:
                 parts.append(sub)
                 continue
             if memory is None:
-                if self.options.cache_projections:
-                    memory, kv = self._cache.frame_memory(first), self._cache.window_kv(first, last)
+                if self.options.cache_projections:  # the ring buffer read in place at `slots`
+                    memory, kv = self._cache.frame_memory(first), self._cache.ring_kv()
                 else:
                     memory = self._cache.window(first, last)
             parts.append(decode_padded(self.model, memory, kv, sub, f0[g], tracked[:, g], update[:, g],
-                                       self._dummy_xy))
+                                       self._dummy_xy, kv_frames=slots if kv is not None else None))
             decoded[g] = True
         new = parts[0] if len(parts) == 1 else Trajectory(
             torch.cat([p.content for p in parts], 1), torch.cat([p.ref for p in parts], 1),
