@@ -48,7 +48,7 @@ def _size(text: str) -> tuple[int, int]:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
-                   help="network dtype; fp16/bf16 need CUDA (the CPU keeps fp32)")
+                   help="fp32, or fp16/bf16 autocast (CUDA only; the CPU keeps fp32)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     p.add_argument("--seed", type=int, default=0)
@@ -64,7 +64,7 @@ def run_engine(args: argparse.Namespace) -> int:
         naive=not args.no_naive, naive_frames=args.naive_frames, naive_max_points=args.naive_max_points,
         device=args.device,
         precision=args.precision, threads=args.threads, cache_projections=not args.no_kv_cache,
-        clock=args.clock, seed=args.seed)
+        clock=args.clock, compile=args.compile, seed=args.seed)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
     try:
         result = run_engine_bench(options, log=log)
@@ -152,6 +152,8 @@ def register(subparsers) -> None:
                    help="engine without per-frame key/value caching (projects per window, as offline)")
     e.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
                    help="auto: process CPU time on the CPU (stable on a shared machine), wall on CUDA")
+    e.add_argument("--compile", action="store_true",
+                   help="torch.compile backbone, encoder, decoder (every runner runs once untimed first)")
     e.add_argument("--quiet", action="store_true", help="no per-run progress lines on stderr")
     _common(e)
     e.set_defaults(func=run_engine)

@@ -31,6 +31,7 @@ from taptr_ros.eval.bench_common import (BenchError, Sample, build_model, format
                                          median_sample, query_pixels, resolve_clock, resolve_device,
                                          resolve_dtype, synchronize, synthetic_frames, timed_stages)
 from taptr_ros.eval.bench_naive import NaiveWindowTracker
+from taptr_ros.model.inference import compile_model, precision_context
 from taptr_ros.model.preprocess import pixels_to_norm, preprocess_frame
 from taptr_ros.model.taptr import TAPTRv2, track_video
 from taptr_ros.tracking.options import TrackerOptions
@@ -66,7 +67,9 @@ class EngineBenchOptions:
         naive_max_points: skip the naive loop above this many points (it decodes exactly like
             ``immediate``; above a few hundred points the decoder dominates both).
         device: "auto", "cpu", "cuda", ...
-        precision: fp32, fp16 or bf16 (half precisions on CUDA only).
+        precision: fp32, or fp16 / bf16 autocast (`model.inference.precision_context`; CUDA
+            only).
+        compile: `model.inference.compile_model` first (every runner runs once untimed).
         threads: torch CPU threads (0 = torch's default).
         cache_projections: the engine caches each frame's cross-attention keys/values.
         clock: "auto" (process CPU time on the CPU, wall time on CUDA), "wall" or "cpu"; see
@@ -89,6 +92,7 @@ class EngineBenchOptions:
     threads: int = 0
     cache_projections: bool = True
     clock: str = "auto"
+    compile: bool = False
     seed: int = 0
 
 
@@ -196,12 +200,16 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
     if options.threads:
         torch.set_num_threads(options.threads)
     device = resolve_device(options.device)
-    dtype = resolve_dtype(options.precision, device)
+    resolve_dtype(options.precision, device)  # validates: half precisions need CUDA
     clock_name, clock = resolve_clock(options.clock, device)
-    result = EngineBenchResult(options, machine_summary(device) + f", {options.precision}, {clock_name} clock")
+    result = EngineBenchResult(options, machine_summary(device) + f", {options.precision}"
+                               + (" autocast" if options.precision != "fp32" else "")
+                               + (", torch.compile" if options.compile else "") + f", {clock_name} clock")
     frames = synthetic_frames(options.frames, *options.image_hw, seed=options.seed)
     for name in options.presets:
-        model = build_model(name, input_hw=options.input_hw, device=device, dtype=dtype, seed=options.seed)
+        model = build_model(name, input_hw=options.input_hw, device=device, seed=options.seed)
+        if options.compile:
+            compile_model(model)
         window, stride = model.config.window_size, model.config.window_stride
         if options.frames <= window:
             raise BenchError(f"--frames {options.frames} must exceed the window ({window}): the first "
@@ -219,9 +227,14 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
                 runners["naive"] = lambda: run_naive(model, frames, xy, window, device, clock,
                                                      timed=min(options.naive_frames, options.frames - window))
             samples: dict[str, list[Sample]] = {k: [] for k in runners}
+            if options.compile:  # compile every shape first, untimed
+                for key, run in runners.items():
+                    with precision_context(device, options.precision):
+                        run()
             for rep in range(options.repeats):
                 for key, run in runners.items():
-                    s = run()
+                    with precision_context(device, options.precision):
+                        s = run()
                     samples[key].append(s)
                     log(f"{name} {hw[1]}x{hw[0]} N={n} {key} run {rep + 1}/{options.repeats}: "
                         f"{s.total:.1f} ms/frame (enc {s.encoder:.1f}, dec {s.decoder:.1f})")

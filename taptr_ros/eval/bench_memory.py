@@ -27,6 +27,7 @@ import torch
 
 from taptr_ros.eval.bench_common import (build_model, format_table, machine_summary, query_pixels,
                                          resolve_device, resolve_dtype, synthetic_frames)
+from taptr_ros.model.inference import precision_context
 from taptr_ros.tracking.options import TrackerOptions
 from taptr_ros.tracking.tracker import OnlineTracker
 
@@ -122,45 +123,52 @@ def run_memory_bench(options: MemoryBenchOptions, *, log: Callable[[str], None] 
     if options.threads:
         torch.set_num_threads(options.threads)
     device = resolve_device(options.device)
-    dtype = resolve_dtype(options.precision, device)
-    model = build_model(options.preset, input_hw=options.input_hw, device=device, dtype=dtype, seed=options.seed)
+    resolve_dtype(options.precision, device)  # validates: half precisions need CUDA
+    model = build_model(options.preset, input_hw=options.input_hw, device=device, seed=options.seed)
     tracker = OnlineTracker(model, TrackerOptions(mode=options.mode, max_points=options.points + options.churn))
-    h, w = options.image_hw
     # a short loop of frames keeps the stream itself out of the measurement
-    frames = synthetic_frames(64, h, w, seed=options.seed)
+    frames = synthetic_frames(64, *options.image_hw, seed=options.seed)
     result = MemoryBenchResult(options, machine_summary(device) + f", {options.precision}")
     if options.python_heap:
         tracemalloc.start()
-    cuda = device.type == "cuda"
-    if cuda:
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     try:
-        for t in range(options.frames):
-            tracker.push(frames[t % len(frames)], t)
-            if t == 0:
-                tracker.add_points(query_pixels(options.points, h, w, seed=options.seed))
-            elif t % options.churn_every == 0:
-                tracker.remove_points(tracker.ids[:options.churn])
-                tracker.add_points(query_pixels(options.churn, h, w, seed=options.seed + t))
-            if t % options.sample_every == 0 or t == options.frames - 1:
-                s = MemorySample(
-                    frame=t, rss_mb=rss_mb(),
-                    python_mb=tracemalloc.get_traced_memory()[0] / 2**20 if options.python_heap else None,
-                    cuda_mb=torch.cuda.memory_allocated(device) / 2**20 if cuda else None,
-                    cuda_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None)
-                if cuda:
-                    torch.cuda.reset_peak_memory_stats(device)
-                result.samples.append(s)
-                log(f"frame {t}: rss {s.rss_mb:.1f} MB" + (f", python heap {s.python_mb:.2f} MB"
-                                                           if s.python_mb is not None else "")
-                    + (f", cuda {s.cuda_mb:.1f} MB (peak {s.cuda_peak_mb:.1f})" if cuda else "")
-                    + f", {tracker.num_points} points")
+        with precision_context(device, options.precision):
+            _stream(tracker, options, frames, result, device, log)
     finally:
         if options.python_heap:
             tracemalloc.stop()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _stream(tracker: OnlineTracker, options: MemoryBenchOptions, frames, result: MemoryBenchResult,
+            device: torch.device, log: Callable[[str], None]) -> None:
+    """Push `options.frames` frames (cycling `frames`), churn points, sample memory."""
+    h, w = options.image_hw
+    cuda = device.type == "cuda"
+    for t in range(options.frames):
+        tracker.push(frames[t % len(frames)], t)
+        if t == 0:
+            tracker.add_points(query_pixels(options.points, h, w, seed=options.seed))
+        elif t % options.churn_every == 0:
+            tracker.remove_points(tracker.ids[:options.churn])
+            tracker.add_points(query_pixels(options.churn, h, w, seed=options.seed + t))
+        if t % options.sample_every == 0 or t == options.frames - 1:
+            s = MemorySample(
+                frame=t, rss_mb=rss_mb(),
+                python_mb=tracemalloc.get_traced_memory()[0] / 2**20 if options.python_heap else None,
+                cuda_mb=torch.cuda.memory_allocated(device) / 2**20 if cuda else None,
+                cuda_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(device)
+            result.samples.append(s)
+            log(f"frame {t}: rss {s.rss_mb:.1f} MB" + (f", python heap {s.python_mb:.2f} MB"
+                                                       if s.python_mb is not None else "")
+                + (f", cuda {s.cuda_mb:.1f} MB (peak {s.cuda_peak_mb:.1f})" if cuda else "")
+                + f", {tracker.num_points} points")
 
 
 def format_memory_tables(result: MemoryBenchResult, *, rows: int = 11) -> str:
@@ -183,6 +191,6 @@ def format_memory_tables(result: MemoryBenchResult, *, rows: int = 11) -> str:
     for key, v in result.summary().items():
         srows.append([key, f"{v['first']:.2f}", f"{v['peak']:.2f}", f"{v['steady']:.2f}", f"{v['drift']:+.3f}",
                       f"{TOLERANCE_MB[key]:g}", "flat" if v["flat"] else "GROWS"])
-    lines.append(format_table(["measure", "first MB", "peak MB", "steady MB", "drift MB", "tolerance MB", "verdict"],
-                              srows))
+    lines.append(format_table(["measure", "first MB", "peak MB", "steady MB", "drift MB", "tolerance MB",
+                               "verdict"], srows))
     return "\n".join(lines)
