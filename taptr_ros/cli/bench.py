@@ -133,9 +133,12 @@ def register(subparsers) -> None:
                                    "in immediate and committed mode, of the offline reference "
                                    "track_video and of a naive loop that re-encodes the window "
                                    "every frame; ratios against the targets of issue 8.")
-    e.add_argument("--presets", type=_names, default=("taptrv2", "small"), help="comma-separated (default taptrv2,small)")
-    e.add_argument("--points", type=_ints, default=(1, 50, 800, 5000), help="comma-separated (default 1,50,800,5000)")
-    e.add_argument("--modes", type=_names, default=("immediate", "committed"), help="engine modes (default both)")
+    e.add_argument("--presets", type=_names, default=("taptrv2", "small"),
+                   help="comma-separated (default taptrv2,small)")
+    e.add_argument("--points", type=_ints, default=(1, 50, 800, 5000),
+                   help="comma-separated (default 1,50,800,5000)")
+    e.add_argument("--modes", type=_names, default=("immediate", "committed"),
+                   help="engine modes (default both)")
     e.add_argument("--frames", type=int, default=16,
                    help="frames per run, > window; the first window's frames are not timed (default 16)")
     e.add_argument("--input-size", type=_size, default=None, metavar="WxH",
@@ -181,8 +184,10 @@ def register(subparsers) -> None:
                                    "measures image published -> tracks received, and subtracts the "
                                    "node's model time (its /diagnostics); target overhead <= 5 ms.")
     n.add_argument("--preset", default="tiny", help="network preset (default tiny: model time under 33 ms)")
-    n.add_argument("--input-size", type=_size, default=(64, 64), metavar="WxH", help="network input (default 64x64)")
-    n.add_argument("--image-size", type=_size, default=(480, 640), metavar="WxH", help="camera frames (default 640x480)")
+    n.add_argument("--input-size", type=_size, default=(64, 64), metavar="WxH",
+                   help="network input (default 64x64)")
+    n.add_argument("--image-size", type=_size, default=(480, 640), metavar="WxH",
+                   help="camera frames (default 640x480)")
     n.add_argument("--rate", type=float, default=30.0, help="frames per second published (default 30)")
     n.add_argument("--frames", type=int, default=300, help="frames measured (default 300)")
     n.add_argument("--warmup", type=int, default=20, help="frames published first, not measured")

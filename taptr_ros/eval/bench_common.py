@@ -172,7 +172,8 @@ class Sample:
 
 def median_sample(samples: Sequence[Sample]) -> Sample:
     """Per-field medians (each field's own median)."""
-    return Sample(*(statistics.median(getattr(s, f) for s in samples) for f in ("total", "encoder", "decoder")))
+    fields = ("total", "encoder", "decoder")
+    return Sample(*(statistics.median(getattr(s, f) for s in samples) for f in fields))
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -221,8 +221,9 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
                 "offline": lambda: run_offline(model, frames, xy, window, device, clock)}
             for mode in ("committed", "immediate"):
                 if mode in options.modes:
-                    runners[mode] = (lambda m=mode: run_engine(model, frames, xy, window, device, clock, mode=m,
-                                                               cache_projections=options.cache_projections))
+                    runners[mode] = (lambda m=mode: run_engine(
+                        model, frames, xy, window, device, clock, mode=m,
+                        cache_projections=options.cache_projections))
             if options.naive and n <= options.naive_max_points:
                 runners["naive"] = lambda: run_naive(model, frames, xy, window, device, clock,
                                                      timed=min(options.naive_frames, options.frames - window))

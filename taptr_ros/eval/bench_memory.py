@@ -125,7 +125,8 @@ def run_memory_bench(options: MemoryBenchOptions, *, log: Callable[[str], None] 
     device = resolve_device(options.device)
     resolve_dtype(options.precision, device)  # validates: half precisions need CUDA
     model = build_model(options.preset, input_hw=options.input_hw, device=device, seed=options.seed)
-    tracker = OnlineTracker(model, TrackerOptions(mode=options.mode, max_points=options.points + options.churn))
+    tracker = OnlineTracker(model, TrackerOptions(mode=options.mode,
+                                                  max_points=options.points + options.churn))
     # a short loop of frames keeps the stream itself out of the measurement
     frames = synthetic_frames(64, *options.image_hw, seed=options.seed)
     result = MemoryBenchResult(options, machine_summary(device) + f", {options.precision}")
@@ -176,21 +177,23 @@ def format_memory_tables(result: MemoryBenchResult, *, rows: int = 11) -> str:
     o = result.options
     hw = o.input_hw or build_model(o.preset, device=torch.device("cpu")).config.input_hw
     lines = [f"# taptr bench memory: {result.machine}",
-             f"preset {o.preset} at {hw[1]}x{hw[0]}, camera {o.image_hw[1]}x{o.image_hw[0]}, {o.frames} frames "
-             f"in {result.seconds:.0f} s, mode {o.mode}, ~{o.points} points, {o.churn} added and removed "
-             f"every {o.churn_every} frames", ""]
+             f"preset {o.preset} at {hw[1]}x{hw[0]}, camera {o.image_hw[1]}x{o.image_hw[0]}, "
+             f"{o.frames} frames in {result.seconds:.0f} s, mode {o.mode}, ~{o.points} points, "
+             f"{o.churn} added and removed every {o.churn_every} frames", ""]
     picks = np.unique(np.linspace(0, len(result.samples) - 1, rows).round().astype(int))
     table = []
     for i in picks:
         s = result.samples[i]
         table.append([s.frame, s.rss_mb, "-" if s.python_mb is None else f"{s.python_mb:.3f}",
-                      "-" if s.cuda_mb is None else s.cuda_mb, "-" if s.cuda_peak_mb is None else s.cuda_peak_mb])
+                      "-" if s.cuda_mb is None else s.cuda_mb,
+                      "-" if s.cuda_peak_mb is None else s.cuda_peak_mb])
     lines.append(format_table(["frame", "RSS MB", "Python heap MB", "CUDA MB", "CUDA peak MB"], table))
-    lines += ["", "Summary (steady = median of the second half; drift = fitted growth over the second half):", ""]
+    lines += ["", "Summary (steady = median of the second half; drift = fitted growth over the second "
+                  "half):", ""]
     srows = []
     for key, v in result.summary().items():
-        srows.append([key, f"{v['first']:.2f}", f"{v['peak']:.2f}", f"{v['steady']:.2f}", f"{v['drift']:+.3f}",
-                      f"{TOLERANCE_MB[key]:g}", "flat" if v["flat"] else "GROWS"])
+        srows.append([key, f"{v['first']:.2f}", f"{v['peak']:.2f}", f"{v['steady']:.2f}",
+                      f"{v['drift']:+.3f}", f"{TOLERANCE_MB[key]:g}", "flat" if v["flat"] else "GROWS"])
     lines.append(format_table(["measure", "first MB", "peak MB", "steady MB", "drift MB", "tolerance MB",
                                "verdict"], srows))
     return "\n".join(lines)

@@ -52,10 +52,12 @@ class NaiveWindowTracker:
     def add_points(self, xy_pixels: np.ndarray) -> None:
         """Points (N, 2) pixel (x, y) of the latest frame start tracking there."""
         h, w = self._hw
-        xy = torch.from_numpy(pixels_to_norm(np.asarray(xy_pixels, np.float64), w, h)).to(self.device, self.dtype)
+        xy = torch.from_numpy(pixels_to_norm(np.asarray(xy_pixels, np.float64), w, h))
+        xy = xy.to(self.device, self.dtype)
         memory = self._last_memory.expand(len(xy), *self._last_memory.shape[1:])
         f0, ref0 = self.model.init_queries(memory, xy)
-        vis0 = initial_vis_logits(len(xy), self.state.vis_logits.shape[-1], device=self.device, dtype=self.dtype)
+        vis0 = initial_vis_logits(len(xy), self.state.vis_logits.shape[-1], device=self.device,
+                                  dtype=self.dtype)
         n = self.state.content.shape[0]
         self.f0 = torch.cat((self.f0, f0))
         self.start = torch.cat((self.start, torch.full((len(xy),), self.index, device=self.device)))
@@ -90,14 +92,16 @@ class NaiveWindowTracker:
         self._last_memory = memory[-1:]
         first = max(0, t - w_size + 1)
         keep = t - first  # frames of the old state still in the window
+        old = (self.state.content, self.state.ref, self.state.vis_logits)
+        new_frame = (self.future.content, self.future.ref, self.future.vis_logits)
         self.state = Trajectory(*(torch.cat((a[a.shape[0] - keep:] if keep else a[:0], b))
-                                  for a, b in zip((self.state.content, self.state.ref, self.state.vis_logits),
-                                                  (self.future.content, self.future.ref, self.future.vis_logits))))
+                                  for a, b in zip(old, new_frame)))
         new = self.state
         tracked, update = point_masks(self.start, first, t)
         decoded = bool(update.any())
         if decoded:
-            out = self.model.decode_window(memory, self.state.content, self.state.ref, self.f0, tracked, update)
+            out = self.model.decode_window(memory, self.state.content, self.state.ref, self.f0, tracked,
+                                           update)
             new = commit_window(self.state, 0, out, update, copy_tail=False)
         if decoded and t >= w_size - 1 and (t - (w_size - 1)) % self.stride == 0:
             self.state = new

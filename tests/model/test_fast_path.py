@@ -274,7 +274,8 @@ def test_compiled_model_matches_eager(make_model):
             results.append((memory, out))
     torch.testing.assert_close(results[1][0], results[0][0], atol=1e-4, rtol=1e-4)
     for name in ("pos", "vis_logits", "content_out"):
-        torch.testing.assert_close(getattr(results[1][1], name), getattr(results[0][1], name), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(getattr(results[1][1], name), getattr(results[0][1], name),
+                                   atol=1e-4, rtol=1e-4)
 
 
 def test_key_aware_gather_reads_frames_in_place():

@@ -97,7 +97,8 @@ def test_memory_bench_cli_is_flat_on_a_short_stream(tmp_path, capsys):
     from taptr_ros.cli import main
     out = tmp_path / "memory.json"
     code = main(["bench", "memory", "--frames", "120", "--sample-every", "20", "--points", "6",
-                 "--churn", "2", "--churn-every", "5", "--input-size", "64x64", "--quiet", "--json", str(out)])
+                 "--churn", "2", "--churn-every", "5", "--input-size", "64x64", "--quiet",
+                 "--json", str(out)])
     text = capsys.readouterr().out
     assert "verdict" in text
     summary = json.loads(out.read_text())["summary"]
