@@ -80,7 +80,8 @@ class TAPTRv2(nn.Module):
         return [m.transpose(1, 2).reshape(b, c, h, w)
                 for m, (h, w) in zip(split_levels(memory, self.level_shapes), self.level_shapes)]
 
-    def sample_query_features(self, memory: Tensor, xy_norm: Tensor) -> Tensor:
+    def sample_query_features(self, memory: Tensor, xy_norm: Tensor, *,
+                              frames: Tensor | None = None) -> Tensor:
         """Bilinear samples of every level at each point (align_corners=True, border padding).
 
         Level l is read at feature-pixel (x * (w_l - 1), y * (h_l - 1)) (corner pixel centres).
@@ -88,37 +89,59 @@ class TAPTRv2(nn.Module):
         (w_l - 1) instead; identical on square maps, kept for the official weights.
 
         Args:
-            memory: (N, L, C) memory of each point's start frame.
+            memory: (N, L, C) memory of each point's start frame, or (F, L, C) with `frames`.
+                An expanded view of one frame (stride 0, e.g. ``m.expand(N, -1, -1)``) is read
+                once, never materialised (N copies of a 512x512 frame's memory are 22 MB each).
             xy_norm: (N, 2) (x, y) normalised by (W-1, H-1).
+            frames: (N,) long, the frame of `memory` point n reads (None: frame n).
 
         Returns:
             (N, nL, C).
         """
+        n = xy_norm.shape[0]
+        if frames is None and n > 1 and memory.shape[0] == n and memory.stride(0) == 0:
+            memory, frames = memory[:1], torch.zeros(n, dtype=torch.long, device=xy_norm.device)
+        if frames is None or n == 0:
+            return self._sample_levels(memory[:n], xy_norm[:, None])[:, 0]
+        out = None
+        for f in frames.unique().tolist():
+            sel = (frames == f).nonzero()[:, 0]
+            part = self._sample_levels(memory[f:f + 1], xy_norm[sel][None])[0]
+            if out is None:  # the samples' dtype (fp32 under autocast even for half memory)
+                out = part.new_empty(n, *part.shape[1:])
+            out[sel] = part
+        return out
+
+    def _sample_levels(self, memory: Tensor, xy_norm: Tensor) -> Tensor:
+        """(B, L, C) memory, (B, K, 2) points of each -> (B, K, nL, C) (see above)."""
         out = []
         for fmap in self.level_maps(memory):
             h, w = fmap.shape[-2:]
             sx, sy = (h - 1, w - 1) if self.config.quirk_init_sample_hw_swap else (w - 1, h - 1)
-            px, py = xy_norm[:, 0] * sx, xy_norm[:, 1] * sy
+            px, py = xy_norm[..., 0] * sx, xy_norm[..., 1] * sy
             gx = 2 * px / max(w - 1, 1) - 1
             gy = 2 * py / max(h - 1, 1) - 1
-            grid = torch.stack((gx, gy), -1)[:, None, None, :].to(fmap.dtype)
+            grid = torch.stack((gx, gy), -1)[:, :, None, :].to(fmap.dtype)  # (B, K, 1, 2)
             s = F.grid_sample(fmap, grid, mode="bilinear", padding_mode="border", align_corners=True)
-            out.append(s[:, :, 0, 0])
-        return torch.stack(out, 1)
+            out.append(s[..., 0].transpose(1, 2))  # (B, K, C)
+        return torch.stack(out, 2)
 
-    def init_queries(self, memory: Tensor, xy_norm: Tensor) -> tuple[Tensor, Tensor]:
+    def init_queries(self, memory: Tensor, xy_norm: Tensor, *,
+                     frames: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Initial state of new points from their start frame's memory.
 
         Args:
-            memory: (N, L, C) memory of each point's start frame.
+            memory: (N, L, C) memory of each point's start frame (an expanded view of one
+                frame is fine), or (F, L, C) with `frames`.
             xy_norm: (N, 2) (x, y) normalised by (W-1, H-1).
+            frames: (N,) long, the frame of `memory` point n starts in (None: frame n).
 
         Returns:
             content: (N, C) f0 = Linear(concat of the nL level samples).
             ref: (N, 4) (logit x, logit y, logit w0, logit h0) with w0 = h0 = config.init_wh.
         """
         # The paper says "an MLP"; the official model is a single Linear(nL*C -> C).
-        content = self.query_init(self.sample_query_features(memory, xy_norm).flatten(1))
+        content = self.query_init(self.sample_query_features(memory, xy_norm, frames=frames).flatten(1))
         wh = torch.full_like(xy_norm, self.config.init_wh)
         ref = inverse_sigmoid(torch.cat((xy_norm, wh), -1).to(content.dtype), self.config.logit_eps)
         return content, ref
@@ -244,8 +267,9 @@ def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: T
     starts = sorted(set(query_t.tolist()))
     encode(starts)
     if starts:
-        init_mem = torch.stack([cache[t] for t in query_t.tolist()])
-        f0, ref0 = model.init_queries(init_mem, xy)
+        init_mem = torch.stack([cache[t] for t in starts])  # each start frame once, not per point
+        frame_of = torch.searchsorted(torch.tensor(starts, device=query_t.device), query_t)
+        f0, ref0 = model.init_queries(init_mem, xy, frames=frame_of)
     else:
         f0 = video.new_zeros(0, cfg.hidden_dim)
         ref0 = video.new_zeros(0, 4)

@@ -311,3 +311,29 @@ def test_decode_window_reads_a_ring_buffer_in_place(make_model):
         copied = model.decode_window(ring_memory[slots], content, ref, f0, tracked, update)
     for name in ("pos", "vis_logits", "content_out", "ref_out"):
         torch.testing.assert_close(getattr(in_place, name), getattr(copied, name), atol=1e-5, rtol=0)
+
+
+def test_query_features_read_one_frame_once(make_model, monkeypatch):
+    """init_queries on an expanded view of one frame, or on F frames with frames=, equals the
+    per-point materialised memory, without materialising it (5000 points of a 512x512 frame
+    would be 111 GB)."""
+    model = make_model("tiny", seed=10)
+    gen = torch.Generator().manual_seed(19)
+    with torch.no_grad():
+        memory = model.encode_frames(torch.randn(3, 3, 96, 96, generator=gen))
+        xy = torch.rand(9, 2, generator=gen)
+        frames = torch.tensor([2, 0, 0, 1, 2, 2, 0, 1, 1])
+        per_point = memory[frames].clone()
+        reference = model.init_queries(per_point, xy)
+        by_index = model.init_queries(memory, xy, frames=frames)
+        one = memory[1:2]
+        expanded = model.init_queries(one.expand(9, -1, -1), xy)
+        one_ref = model.init_queries(one.repeat(9, 1, 1), xy)
+        sizes = []
+        real_maps = model.level_maps
+        monkeypatch.setattr(model, "level_maps", lambda m: sizes.append(m.shape[0]) or real_maps(m))
+        model.init_queries(one.expand(9, -1, -1), xy)
+    assert sizes == [1]  # the expanded view was read as one frame
+    for got, want in ((by_index, reference), (expanded, one_ref)):
+        torch.testing.assert_close(got[0], want[0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(got[1], want[1], atol=0, rtol=0)
