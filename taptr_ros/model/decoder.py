@@ -51,6 +51,31 @@ def mlp_sequential(dims: list[int], *, final_relu: bool = False) -> nn.Sequentia
     return nn.Sequential(*mods)
 
 
+def init_identity_relu_mlp(mlp: nn.Sequential) -> None:
+    """Initialise Linear(n, c), ReLU, Linear(c, c), ReLU, Linear(c, n) to the identity map
+    (needs c >= 2n): x -> [x; -x] -> ReLU -> copy -> ReLU -> relu(x) - relu(-x) = x.
+
+    Our choice for training from scratch (the official code keeps PyTorch's default init): the
+    APU then starts as the attention-weighted mean of the sampling offsets, a soft-argmax of the
+    query-key correlation, so the position loss reaches the features from the first step.
+    Does nothing when c < 2n. Loaded weights replace it.
+    """
+    first, middle, last = mlp[0], mlp[2], mlp[4]
+    n, c = first.in_features, first.out_features
+    if c < 2 * n:
+        return
+    eye = torch.eye(n)
+    with torch.no_grad():
+        for layer in (first, middle, last):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        first.weight[:n] = eye
+        first.weight[n:2 * n] = -eye
+        middle.weight[:2 * n, :2 * n] = torch.eye(2 * n)
+        last.weight[:, :n] = eye
+        last.weight[:, n:2 * n] = -eye
+
+
 class MaskedSelfAttention(nn.Module):
     """Multi-head attention, `nn.MultiheadAttention` parameter layout, boolean "blocked" masks.
 
@@ -91,6 +116,12 @@ class MaskedSelfAttention(nn.Module):
             allowed = (~blocked | (eye & blocked.all(-1, keepdim=True)))[:, None]
         out = F.scaled_dot_product_attention(*heads, attn_mask=allowed)
         return self.out_proj(out.transpose(1, 2).reshape(b, s, c))
+
+    def self_only(self, v: Tensor) -> Tensor:
+        """What `forward` gives when every query may attend only to itself (the softmax over
+        one key is 1): out_proj(W_v v + b_v). v (..., C) -> (..., C)."""
+        _, w_v = self.in_proj_weight.split((2 * v.shape[-1], v.shape[-1]))
+        return self.out_proj(F.linear(v, w_v, self.in_proj_bias[2 * v.shape[-1]:]))
 
 
 def exclusive_mask(tracked: Tensor) -> Tensor:
@@ -144,6 +175,7 @@ class DecoderLayer(nn.Module):
         # APU "disentangler": 128 logits -> C ReLU -> C ReLU -> 128 (softmax applied outside).
         self.apu_weights = nn.Sequential(nn.Linear(n_logits, c), nn.ReLU(), nn.Linear(c, c), nn.ReLU(),
                                          nn.Linear(c, n_logits))
+        init_identity_relu_mlp(self.apu_weights)
         self.apu_pos_head = MLP([2 * c, c, c])
         self.temporal_attn = MaskedSelfAttention(c, m)
         self.norm_temporal = nn.LayerNorm(c)
@@ -161,12 +193,15 @@ class DecoderLayer(nn.Module):
         return (w * offsets / level_div[:, None, :]).sum(dim=(-4, -3, -2)).view(*lead, 2)
 
     def self_attend(self, x: Tensor, pos: Tensor, t_blocked: Tensor | None,
-                    s_blocked: Tensor | None) -> Tensor:
-        """Temporal (per point over frames) then spatial (per frame over points); x (W, N, C)."""
+                    s_blocked: Tensor | None, *, isolated: bool = False) -> Tensor:
+        """Temporal (per point over frames) then spatial (per frame over points); x (W, N, C).
+        ``isolated``: no point sees another in spatial attention (each attends to itself only,
+        exactly as if it were decoded alone)."""
         xt, pt = x.transpose(0, 1), pos.transpose(0, 1)
         xt = self.norm_temporal(xt + self.temporal_attn(xt + pt, xt, t_blocked))
         x = xt.transpose(0, 1)
-        return self.norm_spatial(x + self.spatial_attn(x + pos, x, s_blocked))
+        spatial = self.spatial_attn.self_only(x) if isolated else self.spatial_attn(x + pos, x, s_blocked)
+        return self.norm_spatial(x + spatial)
 
     def ffn(self, x: Tensor) -> Tensor:
         return self.norm_ffn(x + self.linear2(F.relu(self.linear1(x))))
@@ -213,14 +248,14 @@ class Decoder(nn.Module):
     def forward(self, memory: Tensor | None, shapes, content_in: Tensor, ref_in: Tensor,
                 init_content: Tensor, tracked: Tensor, update: Tensor, *,
                 memory_kv: tuple[Tensor, Tensor] | None = None,
-                kv_frames: Tensor | None = None) -> WindowOutput:
+                kv_frames: Tensor | None = None, isolated: bool = False) -> WindowOutput:
         """Decode one window; see `TAPTRv2.decode_window` for the arguments."""
         cfg = self.config
         c, t, eps = cfg.hidden_dim, cfg.query_pos_temperature, cfg.logit_eps
         n_frames, n_pts, _ = content_in.shape
         upd = update[..., None].to(content_in.dtype)
         t_blocked = exclusive_mask_or_none(tracked.transpose(0, 1))  # (N, W, W) or None
-        s_blocked = exclusive_mask_or_none(tracked)  # (W, N, N) or None
+        s_blocked = None if isolated else exclusive_mask_or_none(tracked)  # (W, N, N) or None
         div = self.level_divisors(shapes, content_in.device, content_in.dtype)
         ref = ref_in.sigmoid()
         x = content_in
@@ -239,7 +274,7 @@ class Decoder(nn.Module):
             applied = xy - ref[..., :2]
             ref_apu = torch.cat((xy, ref[..., 2:]), -1)
             pos = layer.apu_pos_head(sine_embed_box(ref_apu, c // 2, t))
-            x = layer.self_attend(x, pos, t_blocked, s_blocked)
+            x = layer.self_attend(x, pos, t_blocked, s_blocked, isolated=isolated)
             x = layer.ffn(x)
             g = self.head_fuser(torch.cat((x, sine_embed_delta(applied, c // 2, t)), -1))
             ref_unsig = inverse_sigmoid(ref_apu, eps) + self.pos_heads[lvl](g) * upd

@@ -161,7 +161,7 @@ class TAPTRv2(nn.Module):
     def decode_window(self, window_memory: Tensor | None, content_in: Tensor, ref_in: Tensor,
                       init_content: Tensor, tracked: Tensor, update: Tensor, *,
                       memory_kv: tuple[Tensor, Tensor] | None = None,
-                      kv_frames: Tensor | None = None) -> WindowOutput:
+                      kv_frames: Tensor | None = None, isolated: bool = False) -> WindowOutput:
         """Run the decoder on one window of W frames.
 
         Args:
@@ -177,13 +177,17 @@ class TAPTRv2(nn.Module):
             kv_frames: (W,) long: window frame k reads frame kv_frames[k] of `memory_kv`, which
                 then holds F frames in any order, ((nD, F, L, C), ...): e.g. a ring buffer and
                 its slots, read in place (no copy of the window's keys and values).
+            isolated: decode the N points as N independent problems in one batch (spatial
+                attention lets each point see only itself): equals decoding each point alone,
+                the TAP-Vid protocol, at the cost of one pass.
 
         Returns:
             `WindowOutput` (per-layer positions after the APU and after the delta head,
             visibility logits, APU deltas, features, new logit-space position and content).
         """
         return self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
-                            tracked.bool(), update.bool(), memory_kv=memory_kv, kv_frames=kv_frames)
+                            tracked.bool(), update.bool(), memory_kv=memory_kv, kv_frames=kv_frames,
+                            isolated=isolated)
 
 
 @dataclass

@@ -20,7 +20,7 @@ def dummy_positions(count: int, seed: int) -> Tensor:
 
 def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | None, state: Trajectory,
                   f0: Tensor, tracked: Tensor, update: Tensor, dummy_xy: Tensor, *,
-                  kv_frames: Tensor | None = None) -> Trajectory:
+                  kv_frames: Tensor | None = None, isolated: bool = False) -> Trajectory:
     """Decode a window of n frames for N points, padded with dummies up to len(dummy_xy).
 
     The dummies start at the window's first frame (features sampled from its memory, positions
@@ -37,12 +37,14 @@ def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | No
         f0: (N, C) initial content of the points.
         tracked, update: (n, N) bool masks (`windowing.point_masks`).
         dummy_xy: (P, 2) normalised padding positions; pad = max(0, P - N).
+        isolated: decode every point as if alone (`TAPTRv2.decode_window`); no padding then,
+            since dummies could not change anything.
 
     Returns:
         (n, N, ...) state after the window as `commit_window` leaves it (no tail copy).
     """
     n_frames, n_pts = update.shape
-    pad = max(0, dummy_xy.shape[0] - n_pts)
+    pad = 0 if isolated else max(0, dummy_xy.shape[0] - n_pts)
     content, ref, init, trk, upd = state.content, state.ref, f0, tracked, update
     if pad:
         d_f0, d_ref = model.init_queries(memory[:1].expand(pad, *memory.shape[1:]), dummy_xy[:pad])
@@ -53,7 +55,7 @@ def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | No
         trk = torch.cat((tracked, torch.ones_like(d_upd)), 1)
         upd = torch.cat((update, d_upd), 1)
     out = model.decode_window(None if kv is not None else memory, content, ref, init, trk, upd, memory_kv=kv,
-                              kv_frames=kv_frames)
+                              kv_frames=kv_frames, isolated=isolated)
     if pad:
         out = WindowOutput(**{f.name: getattr(out, f.name)[..., :n_pts, :] for f in fields(WindowOutput)})
     return commit_window(state, 0, out, update, copy_tail=False)

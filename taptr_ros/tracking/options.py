@@ -46,7 +46,8 @@ class TrackerOptions:
         visibility_threshold: visible <=> sigmoid(logit[1]) > threshold; None = the config's.
         bgr: frames are in OpenCV's BGR order (reversed to RGB before the network).
         independent_points: decode every point alone (no spatial attention between points):
-            the TAP-Vid protocol, N decoder passes per window instead of one.
+            the TAP-Vid protocol. One batched decoder pass in which spatial attention lets each
+            point see only itself (equal to N one-point passes, tested).
         cache_projections: keep each frame's cross-attention keys and values of every decoder
             layer in the ring buffer (`TAPTRv2.project_memory`, once per frame) instead of
             projecting the window's memory in every window (W times per frame in immediate

@@ -391,30 +391,20 @@ class OnlineTracker:
         state = points.gather(slots, rows)
         tracked, update = point_masks(points.start[rows], first, last)
         f0 = points.f0[rows]
-        n_pts = rows.numel()
-        groups = [slice(i, i + 1) for i in range(n_pts)] if self.options.independent_points \
-            else [slice(0, n_pts)]
-        memory = kv = None
-        parts, decoded = [], torch.zeros(n_pts, dtype=torch.bool)
-        for g in groups:
-            sub = Trajectory(state.content[:, g], state.ref[:, g], state.vis_logits[:, g])
-            if not bool(update[:, g].any()):
-                parts.append(sub)
-                continue
-            if memory is None:
-                if self.options.cache_projections:  # the ring buffer read in place at `slots`
-                    memory, kv = self._cache.frame_memory(first), self._cache.ring_kv()
-                else:
-                    memory = self._cache.window(first, last)
-            parts.append(decode_padded(self.model, memory, kv, sub, f0[g], tracked[:, g], update[:, g],
-                                       self._dummy_xy, kv_frames=slots if kv is not None else None))
-            decoded[g] = True
-        new = parts[0] if len(parts) == 1 else Trajectory(
-            torch.cat([p.content for p in parts], 1), torch.cat([p.ref for p in parts], 1),
-            torch.cat([p.vis_logits for p in parts], 1))
-        if commit and bool(decoded.any()):
+        if not bool(update.any()):
+            return state
+        if self.options.cache_projections:  # the ring buffer read in place at `slots`
+            memory, kv = self._cache.frame_memory(first), self._cache.ring_kv()
+        else:
+            memory, kv = self._cache.window(first, last), None
+        new = decode_padded(self.model, memory, kv, state, f0, tracked, update, self._dummy_xy,
+                            kv_frames=slots if kv is not None else None,
+                            isolated=self.options.independent_points)
+        if commit:
             points.scatter(slots, rows, new)
-            keep = decoded.to(rows.device)
+            # joint decoding carries every point; one-by-one decoding skipped points with no update
+            keep = update.any(0).to(rows.device) if self.options.independent_points \
+                else torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
             tail = Trajectory(new.content[-1:, keep], new.ref[-1:, keep], new.vis_logits[-1:, keep])
             k = first // self.options.stride
             points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0)

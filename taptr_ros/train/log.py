@@ -49,8 +49,9 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
             axes[0].plot(steps, _smooth(ys), label=key)
         axes[0].set_yscale("log")
         axes[0].set_title("training loss (EMA-smoothed)")
-        axes[1].plot(steps, _smooth([r.get("err_px", float("nan")) for r in train]))
-        axes[1].set_title("last-layer position error (input px)")
+        axes[1].plot(steps, _smooth([r.get("err_px", float("nan")) for r in train]), label="network")
+        axes[1].plot(steps, _smooth([r.get("static_px", float("nan")) for r in train]), label="static")
+        axes[1].set_title("position error on training clips (input px)")
     if val:
         vsteps = [r["step"] for r in val]
         for key in ("aj", "delta", "oa"):

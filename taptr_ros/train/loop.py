@@ -39,7 +39,7 @@ from taptr_ros.train.state import export_model, load_train_state, save_train_sta
 from taptr_ros.train.validate import validate, validation_videos
 
 TRAIN_FIELDS = ["step", "clips", "time_s", "lr", "total", "location", "location_apu", "visibility",
-                "err_px", "grad_norm", "step_s"]
+                "err_px", "static_px", "grad_norm", "step_s"]
 VAL_FIELDS = ["step", "time_s", "aj", "delta", "oa"]
 
 
@@ -234,7 +234,9 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
                 (terms.total / cfg.batch).backward()
             for k, v in terms.as_floats().items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.batch
-            sums["err_px"] = sums.get("err_px", 0.0) + _err_px(res, clip, net_config) / cfg.batch
+            err_px, static_px = _err_px(res, clip, net_config)
+            sums["err_px"] = sums.get("err_px", 0.0) + err_px / cfg.batch
+            sums["static_px"] = sums.get("static_px", 0.0) + static_px / cfg.batch
         clips += cfg.batch * world
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm) \
             if cfg.clip_norm > 0 else torch.tensor(float("nan"))
@@ -278,11 +280,16 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _err_px(res: RolloutOutput, clip: Clip, net: TaptrConfig) -> float:
-    """Mean last-layer position error in network-input pixels over visible supervised frames."""
+def _err_px(res: RolloutOutput, clip: Clip, net: TaptrConfig) -> tuple[float, float]:
+    """Mean position error in network-input pixels over visible supervised frames: of the last
+    layer, and of a static tracker that keeps every point at its query position (the yardstick
+    the network has to beat on this clip)."""
     with torch.no_grad():
         h, w = net.input_hw
         scale = torch.tensor([w - 1, h - 1], device=clip.gt_xy.device, dtype=clip.gt_xy.dtype)
         mask = res.update & ~clip.gt_occluded
+        if not bool(mask.any()):
+            return float("nan"), float("nan")
         err = ((res.pos[-1] - clip.gt_xy) * scale).norm(dim=-1)
-        return float(err[mask].mean()) if bool(mask.any()) else float("nan")
+        static = ((clip.query_xy[None] - clip.gt_xy) * scale).norm(dim=-1)
+        return float(err[mask].mean()), float(static[mask].mean())

@@ -180,19 +180,24 @@ def test_padding_at_or_below_the_point_count_changes_nothing(tiny):
 
 def test_independent_points_equal_one_tracker_per_point(tiny):
     frames = random_video(10, 13, (40, 56))
-    queries = {0: [12.0, 9.0], 3: [33.0, 25.0]}
-    joint = OnlineTracker(tiny, TrackerOptions(independent_points=True))
-    alone = {t: OnlineTracker(tiny) for t in queries}
-    got, want = [], {t: [] for t in queries}
+    queries = {0: [[12.0, 9.0], [13.0, 10.0]], 3: [[33.0, 25.0]], 6: [[40.0, 5.0]]}
+    joint = OnlineTracker(tiny, TrackerOptions(independent_points=True, pad_queries_to=8))
+    together = OnlineTracker(tiny)
+    alone = {(t, i): OnlineTracker(tiny) for t, pts in queries.items() for i in range(len(pts))}
+    got, mixed, want = [], [], {key: [] for key in alone}
     for t, frame in enumerate(frames):
         got += joint.push(frame)
-        for q, tr in alone.items():
-            want[q] += tr.push(frame)
+        mixed += together.push(frame)
+        for (q, i), tr in alone.items():
+            want[q, i] += tr.push(frame)
             if t == q:
-                tr.add_points([queries[q]])
+                tr.add_points([queries[q][i]])
         if t in queries:
-            joint.add_points([queries[t]])
-    for t in range(4, 13):
-        assert got[t].ids.tolist() == [0, 1]
-        assert np.abs(got[t].xy[0] - want[0][t].xy[0]).max() < 1e-4
-        assert np.abs(got[t].xy[1] - want[3][t].xy[0]).max() < 1e-4
+            joint.add_points(queries[t])
+            together.add_points(queries[t])
+    for t in range(7, 13):
+        assert got[t].ids.tolist() == [0, 1, 2, 3]
+        for j, key in enumerate(alone):
+            assert np.abs(got[t].xy[j] - want[key][t].xy[0]).max() < 1e-4
+    # decoded together, the two close points see each other: a different (joint) result
+    assert max(np.abs(got[t].xy[:2] - mixed[t].xy[:2]).max() for t in range(7, 13)) > 1e-3
