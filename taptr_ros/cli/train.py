@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=50, help="warm-up steps (default 50)")
     p.add_argument("--visible-only", action="store_true",
                    help="supervise positions only where visible (TAPTRv3) instead of the v2 rule")
+    p.add_argument("--match-loss", type=float, default=0.0,
+                   help="weight of the feature-matching loss on the finest memory level (ours, for "
+                        "training from scratch; default 0 = the official losses only)")
     p.add_argument("--seed", type=int, default=0, help="data and init seed (< 1000000)")
     p.add_argument("--data", default="synthetic", help="'synthetic' or a TAP-Vid pickle path")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0 = default)")
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, points=args.points,
                       lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
                       clip_norm=args.clip_norm, warmup=args.warmup, visible_only=args.visible_only,
+                      match_weight=args.match_loss,
                       seed=args.seed, data=args.data, threads=args.threads, val_every=args.val_every,
                       checkpoint_every_s=args.checkpoint_every)
     summary = train(net, cfg, args.out, device=args.device, resume=args.resume,

@@ -217,7 +217,7 @@ WindowCallback = Callable[[int, int, int, Trajectory, WindowOutput], None]
 
 def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: Tensor, *,
                 content_propagation_gap: int | None = None, encode_batch: int = 8,
-                on_window: WindowCallback | None = None) -> TrackResult:
+                on_window: WindowCallback | None = None, memory: Tensor | None = None) -> TrackResult:
     """Offline reference: the official windowed inference over a whole video.
 
     Windows follow `windowing.window_ranges` (last one shifted back to end at T-1; T < window
@@ -242,6 +242,9 @@ def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: T
         encode_batch: frames per `encode_frames` call.
         on_window: called as on_window(k, first, last, inputs, output) for each decoded window
             k, with `inputs` the window frames' state before decoding (for parity and training).
+        memory: optional (T, L, C) `encode_frames` of every frame, computed by the caller
+            (training encodes a clip once and also uses the memory in a loss); None = encode
+            here, lazily.
 
     Returns:
         `TrackResult`.
@@ -259,7 +262,7 @@ def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: T
     if gap < 1:
         raise ValueError(f"content_propagation_gap must be >= 1 or None, got {gap}")
 
-    cache: dict[int, Tensor] = {}
+    cache: dict[int, Tensor] = {} if memory is None else dict(enumerate(memory))
 
     def encode(frames: list[int]) -> None:
         todo = [t for t in frames if t not in cache]

@@ -39,7 +39,7 @@ from taptr_ros.train.state import export_model, load_train_state, save_train_sta
 from taptr_ros.train.validate import validate, validation_videos
 
 TRAIN_FIELDS = ["step", "clips", "time_s", "lr", "total", "location", "location_apu", "visibility",
-                "err_px", "static_px", "grad_norm", "step_s"]
+                "match", "err_px", "static_px", "grad_norm", "step_s"]
 VAL_FIELDS = ["step", "time_s", "aj", "delta", "oa"]
 
 
@@ -62,6 +62,7 @@ class TrainConfig:
         final_lr_ratio: cosine decay ends at lr * this.
         restart_ratio: share of tracks restarted at a random visible frame (official 1/4).
         visible_only: supervise positions only where visible (TAPTRv3); see `LossWeights`.
+        match_weight: weight of the feature-matching loss (ours, 0 = official; see `LossWeights`).
         seed: seed of the clip stream and of the network initialisation.
         data: "synthetic" or a TAP-Vid pickle path.
         threads: torch CPU threads per process (0 = leave torch's default).
@@ -84,6 +85,7 @@ class TrainConfig:
     final_lr_ratio: float = 0.1
     restart_ratio: float = 0.25
     visible_only: bool = False
+    match_weight: float = 0.0
     seed: int = 0
     data: str = "synthetic"
     threads: int = 0
@@ -193,7 +195,7 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
         wrapped = nn.parallel.DistributedDataParallel(
             wrapped, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)  # middle layers' visibility heads get no loss
-    weights = LossWeights(visible_only=cfg.visible_only)
+    weights = LossWeights(visible_only=cfg.visible_only, match=cfg.match_weight)
     # each step consumes batch clips on every rank; clip indices are global over ranks
     stream = clip_stream(cfg, net_config, rank, world, clips)
     is_main = rank == 0

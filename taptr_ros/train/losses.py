@@ -11,6 +11,14 @@
   ``cls_loss_coef``). Targets are one-hot: visible -> class 1, occluded -> class 2 (class 0 is
   never positive), on every frame after the start frame.
 
+* Feature matching (ours, off in the official recipe; ``loss_weights.match``): for training
+  from scratch, a direct signal to the backbone and encoder. Each point's feature on the finest
+  memory level at its query (bilinear, L2-normalised) is compared with every cell of that level
+  in each later frame where it is visible (cosine / temperature -> softmax over cells); cross
+  entropy against the ground-truth location spread bilinearly over its 4 nearest cells. This
+  is what the key-aware cross-attention and the APU correlate, so it teaches the features
+  they read.
+
 Normalisation: the L1 term of one (layer, output) is the sum of |dx| + |dy| over supervised
 entries divided by their count; the focal term is the sum over the 3 classes divided by the
 number of supervised (frame, point) entries. Empty masks give a zero loss (still differentiable).
@@ -38,6 +46,8 @@ class LossWeights:
         focal_gamma: focal loss gamma (2).
         visible_only: supervise positions only where the point is visible (TAPTRv3);
             False = official v2 (occluded positions inside the image are supervised too).
+        match: weight of the feature-matching term (0 = official: off).
+        match_temperature: temperature of its cosine similarities.
     """
 
     location: float = 5.0
@@ -45,6 +55,8 @@ class LossWeights:
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     visible_only: bool = False
+    match: float = 0.0
+    match_temperature: float = 0.07
 
 
 def sigmoid_focal_loss(logits: Tensor, targets: Tensor, *, alpha: float = 0.25,
@@ -88,15 +100,57 @@ class LossTerms:
     location: Tensor
     location_apu: Tensor
     visibility: Tensor
+    match: Tensor
 
     def as_floats(self) -> dict[str, float]:
-        return {k: float(getattr(self, k).detach()) for k in ("total", "location", "location_apu", "visibility")}
+        return {k: float(getattr(self, k).detach())
+                for k in ("total", "location", "location_apu", "visibility", "match")}
 
 
 def _masked_l1(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
     """pred (nD, T, N, 2), gt (T, N, 2), mask (T, N) -> (nD,) mean over mask of |dx|+|dy|."""
     err = (pred - gt[None]).abs().sum(-1) * mask[None].to(pred.dtype)
     return err.flatten(1).sum(1) / mask.sum().clamp(min=1)
+
+
+def bilinear_cell_targets(xy: Tensor, h: int, w: int) -> Tensor:
+    """(..., 2) positions normalised by (W-1, H-1) -> (..., h*w) weights of the 4 nearest cells
+    of an (h, w) map whose first and last cells sit at 0 and 1 (align_corners=True)."""
+    gx, gy = xy[..., 0].clamp(0, 1) * (w - 1), xy[..., 1].clamp(0, 1) * (h - 1)
+    x0, y0 = gx.floor().clamp(max=w - 2).long(), gy.floor().clamp(max=h - 2).long()
+    fx, fy = gx - x0, gy - y0
+    target = xy.new_zeros(*xy.shape[:-1], h * w)
+    for dy, dx, wt in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        target.scatter_add_(-1, ((y0 + dy) * w + x0 + dx)[..., None], wt[..., None])
+    return target
+
+
+def feature_match_loss(fine_map: Tensor, gt_xy: Tensor, mask: Tensor, query_t: Tensor,
+                       temperature: float) -> Tensor:
+    """Feature-matching cross entropy (see the module docstring).
+
+    Args:
+        fine_map: (T, C, h, w) finest memory level of every frame.
+        gt_xy: (T, N, 2) ground truth normalised by (W-1, H-1).
+        mask: (T, N) bool entries scored (after the query frame, visible, inside).
+        query_t: (N,) long query frame of each point.
+
+    Returns:
+        () mean cross entropy over the masked entries (0 if none).
+    """
+    t, c, h, w = fine_map.shape
+    n = gt_xy.shape[1]
+    if not bool(mask.any()):
+        return fine_map.sum() * 0
+    feats = F.normalize(fine_map, dim=1)
+    q_xy = gt_xy[query_t, torch.arange(n, device=gt_xy.device)]  # (N, 2)
+    grid = (2 * q_xy - 1).view(n, 1, 1, 2)
+    query = F.grid_sample(feats[query_t], grid, align_corners=True).view(n, c)
+    query = F.normalize(query, dim=-1)
+    logits = torch.einsum("tcl,nc->tnl", feats.flatten(2), query) / temperature  # (T, N, h*w)
+    target = bilinear_cell_targets(gt_xy, h, w)
+    ce = -(target * logits.log_softmax(-1)).sum(-1)
+    return (ce * mask).sum() / mask.sum()
 
 
 def tracking_loss(out: RolloutOutput, gt_xy: Tensor, gt_occluded: Tensor,
@@ -123,4 +177,11 @@ def tracking_loss(out: RolloutOutput, gt_xy: Tensor, gt_occluded: Tensor,
                                gamma=weights.focal_gamma).sum(-1)
     upd = out.update.to(focal.dtype)
     vis = weights.visibility * (focal * upd).sum() / upd.sum().clamp(min=1)
-    return LossTerms(total=loc + loc_apu + vis, location=loc, location_apu=loc_apu, visibility=vis)
+    match = vis.new_zeros(())
+    if weights.match > 0 and out.fine_map is not None:
+        query_t = (~out.update).sum(0) - 1  # update is t > query_t
+        seen = location_mask(out.update, gt_xy, gt_occluded, visible_only=True)
+        match = weights.match * feature_match_loss(out.fine_map, gt_xy, seen, query_t,
+                                                   weights.match_temperature)
+    return LossTerms(total=loc + loc_apu + vis + match, location=loc, location_apu=loc_apu,
+                     visibility=vis, match=match)

@@ -34,12 +34,15 @@ class RolloutOutput:
         pos: (nD, T, N, 2) xy after each layer's delta head (same units).
         vis_logits: (T, N, 3) last layer's visibility logits.
         update: (T, N) bool, frames after each point's start frame (the supervised frames).
+        fine_map: (T, C, h, w) finest level of the encoder memory of every frame (for the
+            feature-matching loss); None when not collected.
     """
 
     pos_apu: Tensor
     pos: Tensor
     vis_logits: Tensor
     update: Tensor
+    fine_map: Tensor | None = None
 
 
 def rollout(model: TAPTRv2, video: Tensor, query_xy: Tensor, query_t: Tensor, *,
@@ -76,8 +79,10 @@ def rollout(model: TAPTRv2, video: Tensor, query_xy: Tensor, query_t: Tensor, *,
         new[sl] = torch.where(update[..., None], out.vis_logits[-1], new[sl])
         buf["vis"] = new
 
+    memory = model.encode_frames(video.to(param.device, param.dtype))
     track_video(model, video, query_xy, query_t, content_propagation_gap=content_propagation_gap,
-                on_window=on_window)
+                on_window=on_window, memory=memory)
     t = torch.arange(num_frames, device=param.device)[:, None]
     update = t > query_t.to(param.device)[None, :]
-    return RolloutOutput(pos_apu=buf["pos_apu"], pos=buf["pos"], vis_logits=buf["vis"], update=update)
+    return RolloutOutput(pos_apu=buf["pos_apu"], pos=buf["pos"], vis_logits=buf["vis"], update=update,
+                         fine_map=model.level_maps(memory)[0])
