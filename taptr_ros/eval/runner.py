@@ -109,6 +109,14 @@ def _check_prediction(name: str, tracks: np.ndarray, occluded: np.ndarray,
     return tracks, occluded
 
 
+def static_tracker(video: np.ndarray, query_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The floor a tracker must clear: every query (t, x, y) stays at its (x, y), visible in
+    every frame. Returns (N, T, 2) pixel tracks, (N, T) all False, 0 s."""
+    q = np.asarray(query_points, np.float64).reshape(-1, 3)
+    tracks = np.repeat(q[:, None, 1:], video.shape[0], axis=1)
+    return tracks, np.zeros(tracks.shape[:2], bool), 0.0
+
+
 def evaluate_video(video: TapVidVideo, tracker: Tracker, query_mode: str, *,
                    resize: tuple[int, int] | None = None) -> VideoResult:
     """Sample queries from the ground truth, run the tracker, score in 256 x 256.

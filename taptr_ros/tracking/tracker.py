@@ -390,9 +390,9 @@ class OnlineTracker:
         slots = self._cache.slots(first, last)
         state = points.gather(slots, rows)
         tracked, update = point_masks(points.start[rows], first, last)
-        f0 = points.f0[rows]
         if not bool(update.any()):
             return state
+        f0 = points.f0[rows]
         if self.options.cache_projections:  # the ring buffer read in place at `slots`
             memory, kv = self._cache.frame_memory(first), self._cache.ring_kv()
         else:

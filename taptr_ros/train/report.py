@@ -19,19 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from taptr_ros.data.tapvid import load_tapvid
 from taptr_ros.eval.lk_baseline import make_lk_tracker
-from taptr_ros.eval.runner import evaluate_dataset
-
-
-def static_tracker(video: np.ndarray, query_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Every query stays at its (x, y), visible in every frame: (N, T, 2) pixels, (N, T) False."""
-    q = np.asarray(query_points, np.float64).reshape(-1, 3)
-    tracks = np.repeat(q[:, None, 1:], video.shape[0], axis=1)
-    return tracks, np.zeros(tracks.shape[:2], bool), 0.0
+from taptr_ros.eval.runner import evaluate_dataset, static_tracker
 
 
 def main(argv: list[str] | None = None) -> int:
