@@ -15,9 +15,18 @@ FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_shm.
 
 def isolate_ros_domain() -> dict[str, str]:
     """Put this process (and its children) on a random ROS domain, localhost only, with
-    config/fastdds_shm.xml as the Fast DDS profile unless one is set; returns the ROS vars."""
+    config/fastdds_shm.xml as the Fast DDS profile unless one is set; returns the ROS vars.
+
+    The new domain is never the one this process is on: a tool that starts its own node
+    (``taptr demo``, ``taptr bag play --start-node``, ``taptr bench node``) from a shell or test
+    session that already has a tracker on a random domain would otherwise share it one time
+    in 101, and its requests could reach the other tracker. Fast DDS on localhost takes
+    domains 0..101 (232 is the upper limit of the spec; ports run out far earlier).
+    """
+    current = os.environ.get("ROS_DOMAIN_ID", "0")
+    choices = [d for d in range(1, 102) if str(d) != current.strip()]
     env = {
-        "ROS_DOMAIN_ID": str(random.SystemRandom().randint(1, 101)),
+        "ROS_DOMAIN_ID": str(random.SystemRandom().choice(choices)),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
     }
     os.environ.update(env)

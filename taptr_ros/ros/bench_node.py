@@ -35,7 +35,8 @@ import torch
 from taptr_ros.eval.bench_common import BenchError, build_model, format_table, synthetic_frames
 from taptr_ros.model.checkpoint import save_checkpoint
 from taptr_ros.ros.client import ClientError, TrackerClient
-from taptr_ros.ros.demo import _stop, grid_points, isolate_ros
+from taptr_ros.ros.bag_node import isolate_ros_domain
+from taptr_ros.ros.demo import _stop, grid_points
 from taptr_ros.ros.diagnostics import diagnostics_values
 from taptr_ros.ros.services import stamp_to_ns
 
@@ -43,6 +44,7 @@ NAMESPACE = "/taptr_bench"
 IMAGE_TOPIC = f"{NAMESPACE}/camera/image"
 START_NS = 1_000_000_000
 OVERHEAD_TARGET_MS = 5.0
+DIAGNOSTICS_PERIOD_S = 0.5  # the node's model time comes from /diagnostics, this often
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def _node_command(options: NodeBenchOptions, checkpoint: Path) -> list[str]:
     script = Path(sys.executable).parent / "taptr-tracker"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "taptr_ros.ros.node"]
     params = {"checkpoint": str(checkpoint), "device": options.device, "mode": options.mode,
-              "max_points": max(1, options.points), "overlay": "false", "diagnostics_period": "0.5",
+              "max_points": max(1, options.points), "overlay": "false",
+              "diagnostics_period": str(DIAGNOSTICS_PERIOD_S),
               "cpu_threads": options.threads}
     if options.input_hw is not None:
         params["input_height"], params["input_width"] = options.input_hw
@@ -134,7 +137,7 @@ def run_node_bench(options: NodeBenchOptions, *, log: Callable[[str], None] = pr
         BenchError: the node does not start, or answers no frame.
     """
     result = NodeBenchResult(options)
-    isolate_ros()
+    isolate_ros_domain()
     with tempfile.TemporaryDirectory(prefix="taptr_bench_node_") as tmp:
         checkpoint = options.checkpoint
         if checkpoint is None:
@@ -215,9 +218,12 @@ def _play(client: TrackerClient, options: NodeBenchOptions, result: NodeBenchRes
     result.answered = len(arrivals)
     result.seconds = end - measured_from
     result.latency_ms = [1e3 * (arrivals[s] - sent[s]) for s in sorted(arrivals)]
-    periods = [diagnostics_values(r.msg) for r in client.snapshot(client.diagnostics)
-               if r.time > measured_from + 0.5]
-    periods = [p for p in periods if float(p.get("fps", 0)) > 0]
+    # /diagnostics periods that saw frames: those starting after the warm-up if any (a short
+    # stream, faster than one period, may have none), else those ending after it
+    received = [(r.time, diagnostics_values(r.msg)) for r in client.snapshot(client.diagnostics)
+                if r.time > measured_from]
+    received = [(t, p) for t, p in received if float(p.get("fps", 0)) > 0]
+    periods = [p for t, p in received if t > measured_from + DIAGNOSTICS_PERIOD_S] or [p for _, p in received]
     if periods:
         weights = [float(p["fps"]) for p in periods]
         result.model_ms = float(np.average([float(p["model_ms"]) for p in periods], weights=weights))

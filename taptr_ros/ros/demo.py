@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from taptr_ros.data.video import read_video, write_video
+from taptr_ros.ros.bag_node import isolate_ros_domain
 from taptr_ros.ros.client import RELIABLE, ClientError, TrackerClient
 from taptr_ros.ros.diagnostics import diagnostics_values
 from taptr_ros.ros.image_conversion import image_to_numpy
@@ -55,24 +55,6 @@ class DemoOptions:
     rate: float = 0.0  # frames per second; 0 = lockstep (every frame tracked)
     params_file: Path | None = None
     ready_timeout: float = 180.0
-
-
-FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_shm.xml"
-
-
-def isolate_ros() -> dict[str, str]:
-    """Keep this process and its children off other ROS graphs: random domain, localhost.
-
-    Also points Fast DDS at config/fastdds_shm.xml (unless a profile is already set): its
-    16 MB shared-memory segment carries whole frames, which the default 512 kB one does not.
-    """
-    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    for key in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
-        os.environ.pop(key, None)
-    if FASTDDS_PROFILE.is_file():
-        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
-    return {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
 
 
 def grid_points(width: int, height: int, n: int) -> tuple[list[float], list[float]]:
@@ -117,7 +99,7 @@ def run_demo(options: DemoOptions, *, log=print) -> dict:
     fps = fps or 30.0
     height, width = frames.shape[1:3]
     options.out.mkdir(parents=True, exist_ok=True)
-    isolation = isolate_ros()
+    isolation = isolate_ros_domain()
     log(f"taptr demo: {len(frames)} frames {width}x{height} of {options.video}, checkpoint "
         f"{options.checkpoint}, ROS_DOMAIN_ID={isolation['ROS_DOMAIN_ID']} (localhost only)")
     node_log = options.out / "demo_node.log"

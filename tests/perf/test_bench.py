@@ -125,11 +125,11 @@ def test_node_bench_runs_the_real_node(tmp_path, capsys):
     pytest.importorskip("rclpy")
     from taptr_ros.cli import main
     out = tmp_path / "node.json"
-    code = main(["bench", "node", "--frames", "12", "--warmup", "10", "--points", "4", "--quiet",
+    code = main(["bench", "node", "--frames", "30", "--warmup", "10", "--points", "4", "--quiet",
                  "--json", str(out), "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
-    assert result["answered"] == result["published"] == 12
+    assert result["answered"] == result["published"] == 30
     s = result["summary"]
     # The node's internal latency comes from /diagnostics periods, which need not cover exactly
     # the frames timed end to end, so only the slowest end-to-end frame bounds its mean.

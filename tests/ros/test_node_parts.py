@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -175,3 +176,23 @@ def test_diagnostics_levels_and_values() -> None:
     assert values["frames_received"] == "2" and values["frames_dropped"] == "1"
     assert values["model_ms"] == "20.00" and values["latency_ms"] == "25.00"
     assert values["points"] == "3" and values["mode"] == "immediate"
+
+
+# ----------------------------------------------------------------------------- isolation
+
+
+def test_isolation_never_picks_the_domain_it_leaves(monkeypatch) -> None:
+    from taptr_ros.ros.bag_node import isolate_ros_domain
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the session's environment stays as is
+    seen = set()
+    for current in ("1", "50", "101"):
+        for _ in range(300):
+            os.environ.update(ROS_DOMAIN_ID=current, ROS_LOCALHOST_ONLY="1")
+            env = isolate_ros_domain()
+            assert env["ROS_DOMAIN_ID"] != current
+            assert 1 <= int(env["ROS_DOMAIN_ID"]) <= 101
+            assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+            assert "ROS_LOCALHOST_ONLY" not in os.environ
+            seen.add(env["ROS_DOMAIN_ID"])
+    assert len(seen) > 50  # still random, not a fixed fallback
