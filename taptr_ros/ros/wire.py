@@ -1,34 +1,27 @@
 """Camera images read from their serialized (CDR) bytes, without rclpy's message conversion.
 
-rclpy hands a subscription callback a Python message built field by field; a uint8[] field
-becomes an ``array.array`` copy, which costs about 2 ms for one 640x480 rgb8 frame on this
-project's 2-core CPU, on the node's executor thread, before the callback starts. The node
-subscribes to images with ``raw=True`` instead and reads the bytes here with the CDR
-deserializer of ``rosbags`` (already a dependency, for bags): about 0.3 ms, ``data`` a numpy
-array over the received bytes. The result goes through the same `image_conversion` functions
-as an rclpy message (they only read the fields), so every encoding and every error is handled
-the same way. Measured with ``taptr bench node`` (README, Performance).
+rclpy hands a subscription callback a Python message; turning a 640x480 rgb8 frame's uint8[]
+data into its ``array.array`` costs about 2 ms on this project's 2-core CPU, on the node's
+executor thread, before the callback starts. The node subscribes to images with ``raw=True``
+instead and reads the bytes here with the CDR deserializer of ``rosbags``, through the
+typestore the bag tools use (`taptr_ros.eval.bag_types.bag_typestore`; Image and
+CompressedImage are the same in every distro): about 0.3 ms, ``data`` a numpy array over the
+received bytes. The result goes through the same `image_conversion` functions as an rclpy
+message (they only read the fields), so every encoding and every error is handled the same
+way. The 2 ms and 0.3 ms are one-off timings of ``rclpy.serialization.deserialize_message``
+and ``deserialize_cdr`` on one frame; the node's overhead before and after is measured with
+``taptr bench node`` (README, Performance).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
+from taptr_ros.eval.bag_types import COMPRESSED_TYPE, IMAGE_TYPE, bag_typestore
 from taptr_ros.ros.image_conversion import ImageConversionError
-
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
-
-
-@lru_cache(maxsize=1)
-def _typestore() -> Any:
-    from rosbags.typesys import Stores, get_typestore
-
-    return get_typestore(Stores.ROS2_KILTED)  # Image and CompressedImage are the same in every distro
 
 
 def decode_image_message(raw: bytes, *, compressed: bool = False) -> tuple[Header, Any]:
@@ -50,7 +43,7 @@ def decode_image_message(raw: bytes, *, compressed: bool = False) -> tuple[Heade
     """
     typename = COMPRESSED_TYPE if compressed else IMAGE_TYPE
     try:
-        msg = _typestore().deserialize_cdr(raw, typename)
+        msg = bag_typestore().deserialize_cdr(raw, typename)
     except Exception as exc:  # noqa: BLE001 - rosbags raises several types on bad bytes
         raise ImageConversionError(
             f"malformed {typename} message ({len(raw)} bytes) could not be deserialized: "
