@@ -1,10 +1,15 @@
-"""``taptr parity FIXTURE.npz``: reproduce the official TAPTRv2 forward of a parity fixture.
+"""``taptr parity [FIXTURE.npz]``: reproduce the official TAPTRv2 forward of a parity fixture.
 
 Builds the ``taptrv2`` preset at the fixture's frame size (nothing resized or re-normalised),
-fills it with the fixture's deterministic weights (``fill_weights.py`` of the fixture's folder,
-applied on the official key names, loaded through `taptr_ros.model.checkpoint`), runs the
-fixture's video and queries, and compares every recorded stage with the fixture's tolerances
-(``check_parity.py`` of the same folder). Exit status 0 only if every array is within them.
+fills it with the fixture's deterministic weights on the official key names (loaded through
+`taptr_ros.model.checkpoint`), runs the fixture's video and queries, and compares every
+recorded stage with the fixture's tolerances. Exit status 0 only if every array is within them.
+
+Without FIXTURE it checks case A, shipped in ``tests/fixtures/parity/`` of the repository.
+Without ``--shared-dir`` the weights come from our `taptr_ros.model.parity_weights`, the key
+list from ``tests/fixtures/parity/`` (or the fixture's folder) and the check from our
+`taptr_ros.model.parity_check`. With ``--shared-dir DIR`` (e.g. ``../shared/parity``) the
+fixture folder's own ``fill_weights.py``, ``check_parity.py`` and key list are used instead.
 """
 
 from __future__ import annotations
@@ -14,16 +19,21 @@ import importlib.util
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from taptr_ros.model import parity_check, parity_weights
 from taptr_ros.model.checkpoint import load_state_strict, map_official_state_dict
 from taptr_ros.model.config import preset
 from taptr_ros.model.taptr import TAPTRv2, track_video
 from taptr_ros.model.windowing import point_masks
 
 KEYS_TSV = "taptrv2_state_dict_keys.tsv"
+# Case A as shipped with the repository (present in a checkout / editable install).
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "parity"
+SHIPPED_FIXTURE = SHIPPED_DIR / "taptrv2_parity_caseA.npz"
 
 
 def _import_from(folder: str, name: str):
@@ -37,13 +47,31 @@ def _import_from(folder: str, name: str):
     return module
 
 
-def build_fixture_model(fixture: dict, shared_dir: str, device: str) -> TAPTRv2:
-    """taptrv2 preset at the fixture's (H, W), with the fixture's synthetic weights."""
-    fill = _import_from(shared_dir, "fill_weights")
+def keys_tsv(fixture_path: str) -> str:
+    """The official key list: the shipped one, else the one beside the fixture."""
+    for path in (SHIPPED_DIR / KEYS_TSV, Path(fixture_path).parent / KEYS_TSV):
+        if path.is_file():
+            return str(path)
+    raise FileNotFoundError(f"{KEYS_TSV} found neither in {SHIPPED_DIR} nor beside {fixture_path}: "
+                            f"pass --shared-dir")
+
+
+def build_fixture_model(fixture: dict, device: str, shared_dir: str | None = None,
+                        keys_path: str | None = None) -> TAPTRv2:
+    """taptrv2 preset at the fixture's (H, W), with the fixture's synthetic weights.
+
+    The weights come from `shared_dir`'s ``fill_weights.py`` and key list when given, else from
+    our `parity_weights` on the key list at `keys_path`.
+    """
     h, w = fixture["video"].shape[-2:]
     model = TAPTRv2(preset("taptrv2", input_hw=(int(h), int(w))))
-    shapes = fill.read_shapes_tsv(os.path.join(shared_dir, KEYS_TSV))
-    official = fill.fill_state_dict(shapes, int(fixture["fill_seed"]))
+    seed = int(fixture["fill_seed"])
+    if shared_dir is not None:
+        fill = _import_from(shared_dir, "fill_weights")
+        official = fill.fill_state_dict(fill.read_shapes_tsv(os.path.join(shared_dir, KEYS_TSV)), seed)
+    else:
+        arrays = parity_weights.fill_official(parity_weights.read_shapes_tsv(keys_path), seed)
+        official = {k: torch.from_numpy(v) for k, v in arrays.items()}
     load_state_strict(model, map_official_state_dict(official), "fixture weights")
     return model.to(device).eval()
 
@@ -103,8 +131,8 @@ def _stage_order(name: str) -> tuple[int, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``taptr parity``; returns the exit code."""
-    fixture_path = os.path.abspath(args.fixture)
-    shared_dir = os.path.abspath(args.shared_dir or os.path.dirname(fixture_path))
+    fixture_path = os.path.abspath(args.fixture or SHIPPED_FIXTURE)
+    shared_dir = os.path.abspath(args.shared_dir) if args.shared_dir else None
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
@@ -112,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
         torch.backends.cudnn.allow_tf32 = False
     try:
         fixture = dict(np.load(fixture_path))
-        check = _import_from(shared_dir, "check_parity")
-        model = build_fixture_model(fixture, shared_dir, args.device)
+        check = _import_from(shared_dir, "check_parity") if shared_dir else parity_check
+        keys_path = None if shared_dir else keys_tsv(fixture_path)
+        model = build_fixture_model(fixture, args.device, shared_dir, keys_path)
     except (OSError, KeyError, ValueError) as exc:
         print(f"taptr parity: {exc}", file=sys.stderr)
         return 2
@@ -132,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"fixture {fixture_path}: T={video.shape[0]} {video.shape[3]}x{video.shape[2]} "
           f"N={fixture['query_t'].shape[0]} seed={int(fixture['fill_seed'])}; "
           f"forward {elapsed:.2f} s on {args.device}")
+    print(f"weights and check: {'the files of ' + shared_dir if shared_dir else 'ours'}")
     nfail = 0
     for name, ok, err, detail in rows:
         nfail += not ok
@@ -147,10 +177,11 @@ def register(subparsers) -> None:
     """Adds ``parity`` to the ``taptr`` command line."""
     p = subparsers.add_parser("parity", help="check the network against an official TAPTRv2 parity fixture",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("fixture", help="fixture .npz (e.g. ../shared/parity/taptrv2_parity_caseA.npz)")
+    p.add_argument("fixture", nargs="?", default=None,
+                   help=f"fixture .npz (default: case A shipped in the repository, {SHIPPED_FIXTURE})")
     p.add_argument("--shared-dir", default=None,
-                   help="folder with fill_weights.py, check_parity.py and the key list "
-                        "(default: the fixture's folder)")
+                   help="use this folder's fill_weights.py, check_parity.py and key list "
+                        "(default: our own fill and check, and the shipped key list)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu; TF32 is switched off on CUDA)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--save", default=None, help="also write our arrays to this .npz")
