@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "training from scratch; default 0 = the official losses only)")
     p.add_argument("--seed", type=int, default=0, help="data and init seed (< 1000000)")
     p.add_argument("--data", default="synthetic", help="'synthetic' or a TAP-Vid pickle path")
+    p.add_argument("--presets", default="easy,hard",
+                   help="synthetic presets, comma-separated, clip i from the (i mod n)-th; repeat one to "
+                        "weight it (default easy,hard; e.g. easy,hard,easy,hard,still)")
+    p.add_argument("--init", default="",
+                   help="start a new run from this checkpoint's weights and network (e.g. "
+                        "models/default.pt), fresh optimiser and warm-up; --preset/--size are then "
+                        "taken from it")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0 = default)")
     p.add_argument("--val-every", type=int, default=100, help="steps between validations (0 = never)")
     p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between last.pt saves")
@@ -53,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                       lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
                       clip_norm=args.clip_norm, warmup=args.warmup, visible_only=args.visible_only,
                       match_weight=args.match_loss,
-                      seed=args.seed, data=args.data, threads=args.threads, val_every=args.val_every,
+                      seed=args.seed, data=args.data, init=args.init,
+                      presets=tuple(n for n in args.presets.split(",") if n), threads=args.threads, val_every=args.val_every,
                       checkpoint_every_s=args.checkpoint_every)
     summary = train(net, cfg, args.out, device=args.device, resume=args.resume,
                     progress=not args.no_progress)

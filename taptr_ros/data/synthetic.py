@@ -68,6 +68,12 @@ _PRESETS: dict[str, SyntheticConfig] = {
         camera_rotation=0.01, camera_zoom=0.01, camera_perspective=0.25, canvas_scale=2.0,
         brightness=0.3, blur_probability=0.3, blur_sigma=2.0, noise_std=6.0,
     ),
+    # nothing moves (a robot standing still): only noise, brightness drift and blur change,
+    # so a tracker learns that zero motion is an answer
+    "still": SyntheticConfig(
+        object_speed=(0.0, 0.0), object_rotation=0.0, object_zoom=0.0, cross_probability=0.0,
+        camera_speed=0.0, camera_rotation=0.0, camera_zoom=0.0, camera_perspective=0.0,
+    ),
 }
 
 

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from taptr_ros.model.checkpoint import load_checkpoint
 from taptr_ros.model.config import TaptrConfig
 from taptr_ros.model.taptr import TAPTRv2
 from taptr_ros.train.data import Clip, pickle_clips, synthetic_clips
@@ -65,6 +66,11 @@ class TrainConfig:
         match_weight: weight of the feature-matching loss (ours, 0 = official; see `LossWeights`).
         seed: seed of the clip stream and of the network initialisation.
         data: "synthetic" or a TAP-Vid pickle path.
+        presets: synthetic difficulty presets, clip i drawn from ``presets[i % len]`` (repeat a
+            name to weight it, e.g. easy, hard, easy, hard, still = 20% still clips).
+        init: checkpoint whose weights (and network config) a new run starts from, with a fresh
+            optimiser and the warm-up (the campaign's next run starts from ``models/default.pt``);
+            "" = random initialisation. Ignored when resuming.
         threads: torch CPU threads per process (0 = leave torch's default).
         log_every: steps between CSV rows.
         val_every: steps between validations (0 = never).
@@ -88,6 +94,8 @@ class TrainConfig:
     match_weight: float = 0.0
     seed: int = 0
     data: str = "synthetic"
+    presets: tuple[str, ...] = ("easy", "hard")
+    init: str = ""
     threads: int = 0
     log_every: int = 1
     val_every: int = 100
@@ -144,7 +152,7 @@ def clip_stream(cfg: TrainConfig, net: TaptrConfig, rank: int, world: int, start
     kw = dict(num_frames=cfg.frames, num_points=cfg.points, seed=cfg.seed, rank=rank, world_size=world,
               start_index=start_index, restart_ratio=cfg.restart_ratio)
     if cfg.data == "synthetic":
-        return synthetic_clips(net, **kw)
+        return synthetic_clips(net, presets=tuple(cfg.presets), **kw)
     return pickle_clips(cfg.data, net, **kw)
 
 
@@ -173,10 +181,16 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     state = load_train_state(out / "last.pt") if resume and (out / "last.pt").exists() else None
+    init = None
     if state is not None:
         net_config = TaptrConfig.from_dict(state["config"])
+    elif cfg.init:
+        init = load_checkpoint(cfg.init)
+        net_config = init.config
     torch.manual_seed(cfg.seed)
     model = TAPTRv2(net_config).to(device).train()
+    if init is not None:
+        model.load_state_dict(init.model.state_dict())
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     optimizer = make_optimizer(model, cfg)
     step, clips, best_aj = 0, 0, -1.0

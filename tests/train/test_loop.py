@@ -68,3 +68,42 @@ def test_export_half_loads_float32_with_config(tmp_path, tiny):
             want = value.half().float() if half and value.is_floating_point() else value
             assert torch.equal(got, want), key
     assert load_checkpoint(tmp_path / "f.pt").metadata["step"] == 7
+
+
+def test_init_starts_a_new_run_from_a_checkpoints_weights(tmp_path, tiny):
+    trained = train(tiny, _cfg(), tmp_path / "a", progress=False)
+    export_model(tmp_path / "a.pt", load_train_state_model(tmp_path / "a" / "last.pt"))
+    # zero steps: the new run's weights are the checkpoint's, not a fresh initialisation
+    start = train(preset_named("small"), _cfg(steps=0, init=str(tmp_path / "a.pt")), tmp_path / "b",
+                  progress=False)
+    assert start["weights_sha1"] == trained["weights_sha1"]
+    fresh = train(tiny, _cfg(steps=0), tmp_path / "c", progress=False)
+    assert fresh["weights_sha1"] != trained["weights_sha1"]
+    # and it trains on from there with a fresh optimiser and the warm-up
+    cont = train(tiny, _cfg(steps=2, init=str(tmp_path / "a.pt")), tmp_path / "d", progress=False)
+    assert cont["step"] == 2 and cont["weights_sha1"] != trained["weights_sha1"]
+    lrs = [r["lr"] for r in read_csv(tmp_path / "d" / "train.csv")]
+    assert lrs[0] < lrs[1]  # warm-up from the start again
+
+
+def test_still_clips_do_not_move(tiny):
+    from taptr_ros.train.data import synthetic_clips
+    clip = next(synthetic_clips(tiny, num_frames=6, num_points=8, seed=2, presets=("still",)))
+    assert torch.equal(clip.gt_xy, clip.gt_xy[:1].expand_as(clip.gt_xy))
+    assert not bool(clip.gt_occluded.any())
+    moving = next(synthetic_clips(tiny, num_frames=6, num_points=8, seed=2, presets=("easy",)))
+    assert float((moving.gt_xy - moving.gt_xy[:1]).abs().max()) > 1e-3
+
+
+def load_train_state_model(path):
+    from taptr_ros.model.config import TaptrConfig
+    from taptr_ros.train.state import load_train_state
+    state = load_train_state(path)
+    model = TAPTRv2(TaptrConfig.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    return model
+
+
+def preset_named(name):
+    from taptr_ros.model.config import preset
+    return preset(name)
