@@ -1,7 +1,12 @@
 """Ring buffer of the encoder memory of the last W frames, preallocated on the model's device.
 
-Frame i (0-based, counted since the stream started or was reset) lives in slot i % W. Each
-slot also keeps the frame's stamp and its (height, width) in pixels. A frame is encoded once,
+Frame i (0-based, counted since the stream started or was reset) lives in slot i % W: its
+stamp, its (height, width) in pixels, its cross-attention keys and values when kept, and the
+points' state at it (`PointRegistry` uses the same slots). These W frames are the *buffered*
+frames (`holds`). The encoder memory alone may be kept for `extra` older frames too, in a ring
+of W + extra slots (frame i at i % (W + extra), `holds_memory`): the engine keeps the S - 1
+frames a committed window loses before the next one is committed, so that window can be
+committed again when points join it (`taptr_ros.tracking.windows`). A frame is encoded once,
 when it is pushed; windows read their frames' memory from here.
 """
 
@@ -23,14 +28,18 @@ class FeatureCache:
         device, dtype: of the memory tensor (the model's).
         kv_layers: when > 0, also keep each frame's cross-attention keys and values of that
             many decoder layers (`TAPTRv2.project_memory`), projected once per frame.
+        extra: older frames whose encoder memory (only) is kept beyond the `capacity`
+            buffered ones.
     """
 
     def __init__(self, capacity: int, num_tokens: int, dim: int, *,
-                 device: torch.device | str, dtype: torch.dtype, kv_layers: int = 0) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+                 device: torch.device | str, dtype: torch.dtype, kv_layers: int = 0, extra: int = 0) -> None:
+        if capacity < 1 or extra < 0:
+            raise ValueError(f"capacity must be >= 1 and extra >= 0, got {capacity} and {extra}")
         self.capacity = capacity
-        self.memory = torch.zeros(capacity, num_tokens, dim, device=device, dtype=dtype)
+        self.memory_frames = capacity + extra
+        """Frames whose memory is kept (W + extra): ``memory`` has this many slots."""
+        self.memory = torch.zeros(self.memory_frames, num_tokens, dim, device=device, dtype=dtype)
         self.keys = torch.zeros(kv_layers, capacity, num_tokens, dim, device=device, dtype=dtype) \
             if kv_layers else None
         self.values = torch.zeros_like(self.keys) if kv_layers else None
@@ -49,7 +58,18 @@ class FeatureCache:
         return 0 if self.latest < 0 else self.latest - self.oldest + 1
 
     def holds(self, frame: int) -> bool:
+        """The frame is buffered (one of the last `capacity`)."""
         return self.oldest <= frame <= self.latest and self.latest >= 0
+
+    def holds_memory(self, frame: int) -> bool:
+        """The frame's encoder memory is kept (one of the last `memory_frames`)."""
+        return max(0, self.latest - self.memory_frames + 1) <= frame <= self.latest and self.latest >= 0
+
+    def _memory_slot(self, frame: int) -> int:
+        if not self.holds_memory(frame):
+            raise KeyError(f"frame {frame}'s memory is not kept (frames {self.latest - self.memory_frames + 1}"
+                           f"..{self.latest} are)")
+        return frame % self.memory_frames
 
     def slot(self, frame: int) -> int:
         """Slot of a stored frame.
@@ -75,7 +95,7 @@ class FeatureCache:
         if (kv is None) != (self.keys is None):
             raise ValueError("keys/values must be given exactly when the cache keeps them")
         slot = frame % self.capacity
-        self.memory[slot].copy_(memory)
+        self.memory[frame % self.memory_frames].copy_(memory)
         if kv is not None:
             self.keys[:, slot].copy_(kv[0])
             self.values[:, slot].copy_(kv[1])
@@ -91,8 +111,8 @@ class FeatureCache:
         return self._hw[self.slot(frame)]
 
     def frame_memory(self, frame: int) -> Tensor:
-        """(1, L, C) view of one stored frame's memory."""
-        slot = self.slot(frame)
+        """(1, L, C) view of the memory of a frame whose memory is kept."""
+        slot = self._memory_slot(frame)
         return self.memory[slot:slot + 1]
 
     def slots(self, first: int, last: int) -> Tensor:
@@ -103,8 +123,11 @@ class FeatureCache:
         return idx.to(self.memory.device)
 
     def window(self, first: int, last: int) -> Tensor:
-        """(n, L, C) memory of frames first..last in order (a copy)."""
-        return self.memory.index_select(0, self.slots(first, last))
+        """(n, L, C) memory of frames first..last in order (a copy); their memory must be kept."""
+        for frame in (first, last):
+            self._memory_slot(frame)
+        idx = torch.arange(first, last + 1) % self.memory_frames
+        return self.memory.index_select(0, idx.to(self.memory.device))
 
     def ring_kv(self) -> tuple[Tensor, Tensor]:
         """Keys and values of every slot, ((nD, W, L, C), (nD, W, L, C)), the buffers

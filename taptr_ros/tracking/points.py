@@ -8,6 +8,9 @@ State of point row r (all on the model's device, dtype of the model):
   the frame held in ring-buffer slot s (the same slots as `FeatureCache`);
 * ``future_*[r]``: the state every frame after the last committed window starts from (the
   tail copy of `taptr_ros.model.windowing.commit_window`): a new frame's slot is set to it.
+* ``window_*[k, r]``, ``in_window[r]``: the state at frame k of the last committed window
+  before it was decoded, kept for the points it decoded (`in_window`), so that the window can
+  be decoded again when points join it (`taptr_ros.tracking.windows`).
 
 A new point starts with its initial state in every slot and in the future state, as in
 `Trajectory.start`. Rows are reused after removal, ids never: ids come from the tracker.
@@ -46,6 +49,10 @@ class PointRegistry:
         self.future_content = torch.zeros(capacity, dim, **kw)
         self.future_ref = torch.zeros(capacity, 4, **kw)
         self.future_vis = torch.zeros(capacity, num_vis_classes, **kw)
+        self.window_content = torch.zeros(slots, capacity, dim, **kw)
+        self.window_ref = torch.zeros(slots, capacity, 4, **kw)
+        self.window_vis = torch.zeros(slots, capacity, num_vis_classes, **kw)
+        self.in_window = torch.zeros(capacity, dtype=torch.bool, device=device)
         self.start = torch.zeros(capacity, dtype=torch.long, device=device)
         self._row_of: dict[int, int] = {}  # id -> row, in id order (ids only grow)
         self._start_of: dict[int, int] = {}
@@ -98,6 +105,7 @@ class PointRegistry:
         self.ref[:, rows] = ref0
         self.vis[:, rows] = vis0
         self.start[rows] = start
+        self.in_window[rows] = False
         for i, r in zip(ids, rows_list):
             self._row_of[i] = r
             self._start_of[i] = start
@@ -111,9 +119,11 @@ class PointRegistry:
             del self._start_of[i]
         if rows:
             index = torch.tensor(rows, dtype=torch.long, device=self.start.device)
-            for tensor in (self.f0, self.future_content, self.future_ref, self.future_vis, self.start):
+            for tensor in (self.f0, self.future_content, self.future_ref, self.future_vis, self.start,
+                           self.in_window):
                 tensor[index] = 0
-            for tensor in (self.content, self.ref, self.vis):
+            for tensor in (self.content, self.ref, self.vis, self.window_content, self.window_ref,
+                           self.window_vis):
                 tensor[:, index] = 0
             for r in rows:
                 heapq.heappush(self._free, r)
@@ -149,3 +159,22 @@ class PointRegistry:
         self.future_vis[rows] = tail.vis_logits[0]
         if copy_content:
             self.future_content[rows] = tail.content[0]
+
+    def keep_window_inputs(self, rows: Tensor, state: Trajectory) -> None:
+        """Keep the (W, N, ...) input state of a committed window for `rows`; only theirs."""
+        self.in_window.zero_()
+        self.in_window[rows] = True
+        self.window_content[:, rows] = state.content
+        self.window_ref[:, rows] = state.ref
+        self.window_vis[:, rows] = state.vis_logits
+
+    def window_inputs(self, rows: Tensor) -> tuple[Trajectory, Tensor]:
+        """(W, N, ...) input state of the last committed window for `rows`, and (N,) bool: kept
+        (else the point was added since; its initial state, f0 and the future state, is given)."""
+        known = self.in_window[rows]
+        w = self.window_content.shape[0]
+        pick = known[None, :, None]
+        content = torch.where(pick, self.window_content[:, rows], self.f0[rows][None].expand(w, -1, -1))
+        ref = torch.where(pick, self.window_ref[:, rows], self.future_ref[rows][None].expand(w, -1, -1))
+        vis = torch.where(pick, self.window_vis[:, rows], self.future_vis[rows][None].expand(w, -1, -1))
+        return Trajectory(content, ref, vis), known

@@ -2,7 +2,8 @@
 
 Semantics (DESIGN.md section 3), with W = window and S = stride frames:
 
-* Frame t is encoded once, into a ring buffer of the last W frames (`FeatureCache`).
+* Frame t is encoded once, into a ring buffer of the last W frames (`FeatureCache`; the
+  memory of S - 1 older frames is kept too, see below).
 * When t = kS + W - 1 the window [kS, t] is decoded and committed: its frames keep the
   result, and its tail frame's state becomes the state every later frame starts from
   (`taptr_ros.model.windowing.commit_window`, the code the offline reference runs).
@@ -15,9 +16,15 @@ Semantics (DESIGN.md section 3), with W = window and S = stride frames:
   previous publish, each equal to the offline result on the video cut at t. ``flush()``
   publishes the frames left at the end of a stream.
 * A window in which no point has a frame to update is skipped, as offline.
-* Points join at a buffered frame (latest by default) with the feature sampled from that
-  frame's cached memory; they take part in every window decoded from then on. Published
-  frames are never revised. Ids are never reused, not even across `reset()`.
+* Points join at a buffered frame s (latest by default) with the feature sampled from that
+  frame's cached memory; they take part in every window decoded from then on and, when s
+  lies in the last committed window (s is the latest frame and a window tail, or an older
+  buffered stamp), in that window too: it is committed again with them before the next push
+  (`taptr_ros.tracking.windows`, one extra decoder pass, only then). So every result
+  published after the add equals the offline result on the video cut there with the point
+  queried at s, except when s also lies in the window before the last committed one (the
+  oldest buffered frames; see `windows`). Published frames are never revised. Ids are never
+  reused, not even across `reset()`.
 
 Threads: `add_points`, `remove_points`, `remove_all` and `reset` may be called from any
 thread. They are validated at once (a refusal raises and changes nothing), queued, and
@@ -38,13 +45,13 @@ import torch
 
 from taptr_ros.model.preprocess import pixels_to_norm, preprocess_frame
 from taptr_ros.model.taptr import TAPTRv2
-from taptr_ros.model.windowing import Trajectory, point_masks
-from taptr_ros.tracking.decode import decode_padded, dummy_positions
-from taptr_ros.tracking.errors import (CapacityError, FrameError, PointError, StampError,
-                                       TrackerStateError)
+from taptr_ros.tracking.decode import dummy_positions
+from taptr_ros.tracking.errors import CapacityError, FrameError, PointError, TrackerStateError
 from taptr_ros.tracking.feature_cache import FeatureCache
 from taptr_ros.tracking.options import FrameResult, FrameTimings, TrackerOptions
 from taptr_ros.tracking.points import PointRegistry
+from taptr_ros.tracking.stamps import check_increasing, resolve_stamp
+from taptr_ros.tracking.windows import WindowDecoder
 
 _MAX_ID = 2**32 - 1
 
@@ -83,10 +90,12 @@ class OnlineTracker:
         self.device, self.dtype = param.device, param.dtype
         opts = self.options
         self._cache = FeatureCache(opts.window, cfg.num_tokens(), cfg.hidden_dim, device=self.device,
-                                   dtype=self.dtype, kv_layers=cfg.dec_layers if opts.cache_projections else 0)
+                                   dtype=self.dtype, kv_layers=cfg.dec_layers if opts.cache_projections else 0,
+                                   extra=opts.stride - 1)
         self._points = PointRegistry(opts.max_points, opts.window, cfg.hidden_dim, cfg.num_vis_classes,
                                      device=self.device, dtype=self.dtype)
-        self._dummy_xy = dummy_positions(opts.pad_queries_to, opts.pad_seed).to(self.device, self.dtype)
+        dummy_xy = dummy_positions(opts.pad_queries_to, opts.pad_seed).to(self.device, self.dtype)
+        self._windows = WindowDecoder(model, opts, self._cache, self._points, dummy_xy)
         self._lock = threading.Lock()      # guards the fields below up to _next_id
         self._run_lock = threading.Lock()  # one frame step (or op application) at a time
         self._pending: list[tuple] = []
@@ -96,6 +105,7 @@ class OnlineTracker:
         self._next_id = 0
         self._failed: str | None = None    # run-thread state from here on
         self._unpublished: list[_Frame] = []
+        self._rejoin = False               # points joined the last committed window
 
     # ------------------------------------------------------------------ queries
     @property
@@ -125,6 +135,9 @@ class OnlineTracker:
     def add_points(self, xy_pixels, stamp: Any = None) -> tuple[np.ndarray, Any]:
         """Start tracking points given in pixels of a buffered frame.
 
+        The points start at that frame as if queried there offline; if it lies in the last
+        committed window, that window is committed again with them (see the module docstring).
+
         Args:
             xy_pixels: (N, 2) pixels (x, y) of the frame named by `stamp`, inside it
                 (0 <= x <= width - 1, 0 <= y <= height - 1).
@@ -146,7 +159,7 @@ class OnlineTracker:
             raise PointError(f"points {bad.tolist()} are not finite (NaN or inf): {xy[bad].tolist()}; "
                              "give pixel coordinates inside the frame")
         with self._lock:
-            frame, stamp_used, (h, w) = self._resolve(stamp)
+            frame, stamp_used, (h, w) = resolve_stamp(self._frames, stamp, self.options.window)
             outside = np.flatnonzero((xy[:, 0] < 0) | (xy[:, 0] > w - 1) | (xy[:, 1] < 0) | (xy[:, 1] > h - 1))
             if outside.size:
                 raise PointError(f"points {outside.tolist()} {xy[outside].tolist()} lie outside the "
@@ -207,49 +220,33 @@ class OnlineTracker:
             self._next_frame = 0
         self._try_apply()
 
-    def _resolve(self, stamp: Any) -> tuple[int, Any, tuple[int, int]]:
-        """(frame index, stamp, (h, w)) of the buffered frame named by `stamp` (lock held)."""
-        if not self._frames:
-            raise StampError("no frame has been pushed yet (or reset() was called): push a frame "
-                             "before adding points")
-        if stamp is None:
-            return self._frames[-1]
-        for index, s, hw in reversed(self._frames):
-            if s == stamp:
-                return index, s, hw
-        oldest, newest = self._frames[0][1], self._frames[-1][1]
-        try:
-            if stamp < oldest:
-                raise StampError(f"stamp {stamp} is older than the buffer (oldest buffered frame: "
-                                 f"{oldest}); points can only be added at the last {self.options.window} "
-                                 "frames: give a newer stamp, or none for the latest frame")
-            if stamp > newest:
-                raise StampError(f"stamp {stamp} is newer than the latest frame ({newest}); push that "
-                                 "frame first, or give no stamp for the latest frame")
-        except TypeError:
-            pass
-        raise StampError(f"no buffered frame has stamp {stamp!r}; buffered stamps: "
-                         f"{[s for _, s, _ in self._frames]}")
-
     def _try_apply(self) -> None:
         """Apply pending ops now if no push is running (else the next push applies them)."""
         if self._run_lock.acquire(blocking=False):
             try:
                 with self._lock:
                     ops, self._pending = self._pending, []
-                self._apply(ops)
+                try:
+                    self._apply(ops)
+                except Exception as exc:
+                    self._failed = f"applying {[op[0] for op in ops]} failed: {exc!r}"
+                    raise TrackerStateError(f"{self._failed}; call reset() to start a new stream") from exc
             finally:
                 self._run_lock.release()
 
     @torch.inference_mode()
     def _apply(self, ops: list[tuple]) -> None:
-        """Apply queued ops in order (run lock held)."""
+        """Apply queued ops in order (run lock held). Points that join the last committed window
+        mark it to be committed again at the next push or flush (`_rejoin`), once, with the
+        points tracked then: so the ops between two frames commute."""
         for op in ops:
             if op[0] == "reset":
                 self._cache.clear()
                 self._points.clear()
+                self._windows.clear()
                 self._unpublished.clear()
                 self._failed = None
+                self._rejoin = False
             elif op[0] == "remove":
                 self._points.remove(op[1])
             else:
@@ -258,6 +255,13 @@ class OnlineTracker:
                 memory = memory.expand(len(ids), *memory.shape[1:])  # a view: no copy per point
                 f0, ref0 = self.model.init_queries(memory, xy_norm.to(self.device, self.dtype))
                 self._points.add(ids, frame, f0, ref0)
+                self._rejoin = self._rejoin or self._windows.joins(frame)
+
+    def _recommit(self) -> None:
+        """Commit the last committed window again if points joined it (run lock held)."""
+        if self._rejoin:
+            self._windows.recommit()
+            self._rejoin = False
 
     # ------------------------------------------------------------------ frames
     def push(self, frame: np.ndarray, stamp: Any = None) -> list[FrameResult]:
@@ -288,20 +292,13 @@ class OnlineTracker:
                 index = self._next_frame
                 stamp = index if stamp is None else stamp
                 if self._frames:
-                    previous = self._frames[-1][1]
-                    try:
-                        increasing = bool(stamp > previous)
-                    except TypeError:
-                        increasing = False
-                    if not increasing:
-                        raise FrameError(f"stamp {stamp!r} is not after the previous frame's stamp "
-                                         f"{previous!r}: stamps must increase; call reset() if the "
-                                         "stream restarted")
+                    check_increasing(self._frames[-1][1], stamp)
                 ops, self._pending = self._pending, []
                 self._next_frame += 1
                 self._frames.append((index, stamp, hw))
             try:
                 self._apply(ops)
+                self._recommit()
                 return self._step(frame, index, stamp, hw)
             except Exception as exc:
                 self._failed = f"frame {index} failed: {exc!r}"
@@ -316,7 +313,12 @@ class OnlineTracker:
             if not self._unpublished:
                 return []
             last = self._unpublished[-1].index
-            return self._publish(max(0, last - self.options.window + 1), last, commit=False)
+            try:
+                self._recommit()
+                return self._publish(max(0, last - self.options.window + 1), last, commit=False)
+            except Exception as exc:
+                self._failed = f"flush failed: {exc!r}"
+                raise TrackerStateError(f"{self._failed}; call reset() to start a new stream") from exc
 
     def _sync(self) -> float:
         if self.device.type == "cuda":
@@ -352,7 +354,7 @@ class OnlineTracker:
     def _publish(self, first: int, last: int, *, commit: bool) -> list[FrameResult]:
         """Decode window [first, last] (committing it if asked), publish the unpublished frames."""
         t0 = time.perf_counter()
-        new = self._window(first, last, commit=commit)
+        new = self._windows.decode(first, last, commit=commit)
         t1 = self._sync()
         frames, self._unpublished = self._unpublished, []
         ids, starts = self._points.ids, self._points.starts
@@ -376,36 +378,3 @@ class OnlineTracker:
                             ids=a[0], xy=a[1], visible=a[2], visibility=a[3],
                             timings=FrameTimings(f.preprocess_ms, f.encode_ms, 1e3 * (t1 - t0), post))
                 for f, a in zip(frames, arrays)]
-
-    # ------------------------------------------------------------------ decoding
-    def _window(self, first: int, last: int, *, commit: bool) -> Trajectory | None:
-        """Decode frames first..last for every point; commit the state if asked.
-
-        Returns the post-window state (n, N, ...) of the points in id order (None if none).
-        """
-        points = self._points
-        rows = points.rows()
-        if rows.numel() == 0:
-            return None
-        slots = self._cache.slots(first, last)
-        state = points.gather(slots, rows)
-        tracked, update = point_masks(points.start[rows], first, last)
-        if not bool(update.any()):
-            return state
-        f0 = points.f0[rows]
-        if self.options.cache_projections:  # the ring buffer read in place at `slots`
-            memory, kv = self._cache.frame_memory(first), self._cache.ring_kv()
-        else:
-            memory, kv = self._cache.window(first, last), None
-        new = decode_padded(self.model, memory, kv, state, f0, tracked, update, self._dummy_xy,
-                            kv_frames=slots if kv is not None else None,
-                            isolated=self.options.independent_points)
-        if commit:
-            points.scatter(slots, rows, new)
-            # joint decoding carries every point; one-by-one decoding skipped points with no update
-            keep = update.any(0).to(rows.device) if self.options.independent_points \
-                else torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
-            tail = Trajectory(new.content[-1:, keep], new.ref[-1:, keep], new.vis_logits[-1:, keep])
-            k = first // self.options.stride
-            points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0)
-        return new

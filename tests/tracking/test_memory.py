@@ -1,5 +1,6 @@
-"""Memory is bounded: after 2000 frames with points added and removed all along, the tracker
-holds exactly the tensors (count and bytes) it held after W frames."""
+"""Memory is bounded: after 2000 frames with points added and removed all along (at the latest
+frame and at older stamps, some joining the last committed window), the tracker holds exactly
+the tensors (count and bytes) it held after W frames."""
 
 from __future__ import annotations
 
@@ -69,8 +70,10 @@ def test_memory_after_2000_frames_equals_memory_after_one_window():
     assert result.num_points == 6 and np.isfinite(result.xy).all()
     count, nbytes = footprint(tracker)
     assert (count, nbytes) == after_window
-    # and it is the preallocated state: W frames of memory, keys and values + max_points rows
-    cfg, rows = model.config, tracker.options.max_points
-    cache = window * cfg.num_tokens() * cfg.hidden_dim * (1 + 2 * cfg.dec_layers) * 4
-    points = rows * ((window + 1) * (cfg.hidden_dim + 4 + 3) + cfg.hidden_dim) * 4 + rows * 8
+    # and it is the preallocated state: W + S - 1 frames of memory (S - 1 kept to commit the last
+    # window again), W of keys and values; max_points rows of W slots, the future state, the
+    # last committed window's W input frames (+ a bool each) and the start frame
+    cfg, rows, stride = model.config, tracker.options.max_points, tracker.options.stride
+    cache = ((window + stride - 1) + window * 2 * cfg.dec_layers) * cfg.num_tokens() * cfg.hidden_dim * 4
+    points = rows * ((2 * window + 1) * (cfg.hidden_dim + 4 + 3) + cfg.hidden_dim) * 4 + rows * (8 + 1)
     assert cache + points <= nbytes <= cache + points + 1024
