@@ -4,9 +4,9 @@ Frame i (0-based, counted since the stream started or was reset) lives in slot i
 stamp, its (height, width) in pixels, its cross-attention keys and values when kept, and the
 points' state at it (`PointRegistry` uses the same slots). These W frames are the *buffered*
 frames (`holds`). The encoder memory alone may be kept for `extra` older frames too, in a ring
-of W + extra slots (frame i at i % (W + extra), `holds_memory`): the engine keeps the S - 1
-frames a committed window loses before the next one is committed, so that window can be
-committed again when points join it (`taptr_ros.tracking.windows`). A frame is encoded once,
+of W + extra slots (frame i at i % (W + extra), `holds_memory`): the engine keeps W - 1 more,
+every frame of the committed windows that hold a buffered frame, so those windows can be
+committed again when points join them (`taptr_ros.tracking.windows`). A frame is encoded once,
 when it is pushed; windows read their frames' memory from here.
 """
 

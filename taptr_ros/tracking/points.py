@@ -8,9 +8,10 @@ State of point row r (all on the model's device, dtype of the model):
   the frame held in ring-buffer slot s (the same slots as `FeatureCache`);
 * ``future_*[r]``: the state every frame after the last committed window starts from (the
   tail copy of `taptr_ros.model.windowing.commit_window`): a new frame's slot is set to it.
-* ``window_*[k, r]``, ``in_window[r]``: the state at frame k of the last committed window
-  before it was decoded, kept for the points it decoded (`in_window`), so that the window can
-  be decoded again when points join it (`taptr_ros.tracking.windows`).
+* ``window_*[i, k, r]``, ``in_window[i, r]``: the state at frame k of a recently committed
+  window (kept in entry i of `windows`) before it was decoded, kept for the points it decoded
+  (`in_window`), so that the window can be decoded again when points join it
+  (`taptr_ros.tracking.windows`); ``ref0[r]``: the initial reference.
 
 A new point starts with its initial state in every slot and in the future state, as in
 `Trajectory.start`. Rows are reused after removal, ids never: ids come from the tracker.
@@ -35,11 +36,12 @@ class PointRegistry:
         slots: buffered frames (the window size W).
         dim: C, content channels.
         num_vis_classes: visibility logits per point.
+        windows: committed windows whose input state is kept.
         device, dtype: of every state tensor.
     """
 
     def __init__(self, capacity: int, slots: int, dim: int, num_vis_classes: int, *,
-                 device: torch.device | str, dtype: torch.dtype) -> None:
+                 device: torch.device | str, dtype: torch.dtype, windows: int = 1) -> None:
         self.capacity = capacity
         kw = dict(device=device, dtype=dtype)
         self.f0 = torch.zeros(capacity, dim, **kw)
@@ -49,10 +51,11 @@ class PointRegistry:
         self.future_content = torch.zeros(capacity, dim, **kw)
         self.future_ref = torch.zeros(capacity, 4, **kw)
         self.future_vis = torch.zeros(capacity, num_vis_classes, **kw)
-        self.window_content = torch.zeros(slots, capacity, dim, **kw)
-        self.window_ref = torch.zeros(slots, capacity, 4, **kw)
-        self.window_vis = torch.zeros(slots, capacity, num_vis_classes, **kw)
-        self.in_window = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.ref0 = torch.zeros(capacity, 4, **kw)
+        self.window_content = torch.zeros(windows, slots, capacity, dim, **kw)
+        self.window_ref = torch.zeros(windows, slots, capacity, 4, **kw)
+        self.window_vis = torch.zeros(windows, slots, capacity, num_vis_classes, **kw)
+        self.in_window = torch.zeros(windows, capacity, dtype=torch.bool, device=device)
         self.start = torch.zeros(capacity, dtype=torch.long, device=device)
         self._row_of: dict[int, int] = {}  # id -> row, in id order (ids only grow)
         self._start_of: dict[int, int] = {}
@@ -98,6 +101,7 @@ class PointRegistry:
         rows = torch.tensor(rows_list, dtype=torch.long, device=self.start.device)
         vis0 = initial_vis_logits(len(ids), self.vis.shape[-1], device=self.vis.device, dtype=self.vis.dtype)
         self.f0[rows] = f0
+        self.ref0[rows] = ref0
         self.future_content[rows] = f0
         self.future_ref[rows] = ref0
         self.future_vis[rows] = vis0
@@ -105,7 +109,7 @@ class PointRegistry:
         self.ref[:, rows] = ref0
         self.vis[:, rows] = vis0
         self.start[rows] = start
-        self.in_window[rows] = False
+        self.in_window[:, rows] = False
         for i, r in zip(ids, rows_list):
             self._row_of[i] = r
             self._start_of[i] = start
@@ -119,12 +123,13 @@ class PointRegistry:
             del self._start_of[i]
         if rows:
             index = torch.tensor(rows, dtype=torch.long, device=self.start.device)
-            for tensor in (self.f0, self.future_content, self.future_ref, self.future_vis, self.start,
-                           self.in_window):
+            for tensor in (self.f0, self.ref0, self.future_content, self.future_ref, self.future_vis,
+                           self.start):
                 tensor[index] = 0
-            for tensor in (self.content, self.ref, self.vis, self.window_content, self.window_ref,
-                           self.window_vis):
+            for tensor in (self.content, self.ref, self.vis, self.in_window):
                 tensor[:, index] = 0
+            for tensor in (self.window_content, self.window_ref, self.window_vis):
+                tensor[:, :, index] = 0
             for r in rows:
                 heapq.heappush(self._free, r)
             self._rows_cache = None
@@ -160,21 +165,23 @@ class PointRegistry:
         if copy_content:
             self.future_content[rows] = tail.content[0]
 
-    def keep_window_inputs(self, rows: Tensor, state: Trajectory) -> None:
-        """Keep the (W, N, ...) input state of a committed window for `rows`; only theirs."""
-        self.in_window.zero_()
-        self.in_window[rows] = True
-        self.window_content[:, rows] = state.content
-        self.window_ref[:, rows] = state.ref
-        self.window_vis[:, rows] = state.vis_logits
+    def keep_window_inputs(self, index: int, rows: Tensor, state: Trajectory) -> None:
+        """Keep the (W, N, ...) input state of a committed window for `rows` (only theirs) in
+        entry `index`."""
+        self.in_window[index].zero_()
+        self.in_window[index, rows] = True
+        self.window_content[index][:, rows] = state.content
+        self.window_ref[index][:, rows] = state.ref
+        self.window_vis[index][:, rows] = state.vis_logits
 
-    def window_inputs(self, rows: Tensor) -> tuple[Trajectory, Tensor]:
-        """(W, N, ...) input state of the last committed window for `rows`, and (N,) bool: kept
-        (else the point was added since; its initial state, f0 and the future state, is given)."""
-        known = self.in_window[rows]
-        w = self.window_content.shape[0]
+    def window_inputs(self, index: int, rows: Tensor) -> tuple[Trajectory, Tensor]:
+        """(W, N, ...) input state of the window kept in entry `index` for `rows`, and (N,) bool:
+        kept (else the point was added since and gets its initial state: f0, ref0, [0, 1, 0])."""
+        known = self.in_window[index, rows]
+        w = self.window_content.shape[1]
         pick = known[None, :, None]
-        content = torch.where(pick, self.window_content[:, rows], self.f0[rows][None].expand(w, -1, -1))
-        ref = torch.where(pick, self.window_ref[:, rows], self.future_ref[rows][None].expand(w, -1, -1))
-        vis = torch.where(pick, self.window_vis[:, rows], self.future_vis[rows][None].expand(w, -1, -1))
+        vis0 = initial_vis_logits(len(rows), self.vis.shape[-1], device=self.vis.device, dtype=self.vis.dtype)
+        content = torch.where(pick, self.window_content[index][:, rows], self.f0[rows][None].expand(w, -1, -1))
+        ref = torch.where(pick, self.window_ref[index][:, rows], self.ref0[rows][None].expand(w, -1, -1))
+        vis = torch.where(pick, self.window_vis[index][:, rows], vis0[None].expand(w, -1, -1))
         return Trajectory(content, ref, vis), known

@@ -3,7 +3,7 @@
 Semantics (DESIGN.md section 3), with W = window and S = stride frames:
 
 * Frame t is encoded once, into a ring buffer of the last W frames (`FeatureCache`; the
-  memory of S - 1 older frames is kept too, see below).
+  memory of W - 1 older frames is kept too, see below).
 * When t = kS + W - 1 the window [kS, t] is decoded and committed: its frames keep the
   result, and its tail frame's state becomes the state every later frame starts from
   (`taptr_ros.model.windowing.commit_window`, the code the offline reference runs).
@@ -18,13 +18,12 @@ Semantics (DESIGN.md section 3), with W = window and S = stride frames:
 * A window in which no point has a frame to update is skipped, as offline.
 * Points join at a buffered frame s (latest by default) with the feature sampled from that
   frame's cached memory; they take part in every window decoded from then on and, when s
-  lies in the last committed window (s is the latest frame and a window tail, or an older
-  buffered stamp), in that window too: it is committed again with them before the next push
-  (`taptr_ros.tracking.windows`, one extra decoder pass, only then). So every result
-  published after the add equals the offline result on the video cut there with the point
-  queried at s, except when s also lies in the window before the last committed one (the
-  oldest buffered frames; see `windows`). Published frames are never revised. Ids are never
-  reused, not even across `reset()`.
+  lies in committed windows (s is the latest frame and a window tail, or an older buffered
+  stamp), in those too: they are committed again with them before the next push
+  (`taptr_ros.tracking.windows`, one extra decoder pass per window, only then). So every
+  result published after the add equals the offline result on the video cut there with the
+  point queried at s. Published frames are never revised (frame s's own results were
+  published before the point existed). Ids are never reused, not even across `reset()`.
 
 Threads: `add_points`, `remove_points`, `remove_all` and `reset` may be called from any
 thread. They are validated at once (a refusal raises and changes nothing), queued, and
@@ -51,7 +50,7 @@ from taptr_ros.tracking.feature_cache import FeatureCache
 from taptr_ros.tracking.options import FrameResult, FrameTimings, TrackerOptions
 from taptr_ros.tracking.points import PointRegistry
 from taptr_ros.tracking.stamps import check_increasing, resolve_stamp
-from taptr_ros.tracking.windows import WindowDecoder
+from taptr_ros.tracking.windows import WindowDecoder, history_frames, history_windows
 
 _MAX_ID = 2**32 - 1
 
@@ -91,9 +90,9 @@ class OnlineTracker:
         opts = self.options
         self._cache = FeatureCache(opts.window, cfg.num_tokens(), cfg.hidden_dim, device=self.device,
                                    dtype=self.dtype, kv_layers=cfg.dec_layers if opts.cache_projections else 0,
-                                   extra=opts.stride - 1)
+                                   extra=history_frames(opts) - opts.window)
         self._points = PointRegistry(opts.max_points, opts.window, cfg.hidden_dim, cfg.num_vis_classes,
-                                     device=self.device, dtype=self.dtype)
+                                     device=self.device, dtype=self.dtype, windows=history_windows(opts))
         dummy_xy = dummy_positions(opts.pad_queries_to, opts.pad_seed).to(self.device, self.dtype)
         self._windows = WindowDecoder(model, opts, self._cache, self._points, dummy_xy)
         self._lock = threading.Lock()      # guards the fields below up to _next_id
@@ -135,8 +134,8 @@ class OnlineTracker:
     def add_points(self, xy_pixels, stamp: Any = None) -> tuple[np.ndarray, Any]:
         """Start tracking points given in pixels of a buffered frame.
 
-        The points start at that frame as if queried there offline; if it lies in the last
-        committed window, that window is committed again with them (see the module docstring).
+        The points start at that frame as if queried there offline: committed windows it lies
+        in are committed again with them before the next push (see the module docstring).
 
         Args:
             xy_pixels: (N, 2) pixels (x, y) of the frame named by `stamp`, inside it

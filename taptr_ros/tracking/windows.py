@@ -1,40 +1,39 @@
-"""Window decoding of the online engine, and the last committed window committed again when
-points join it (DESIGN.md section 3).
+"""Window decoding of the online engine, and committed windows decoded again when points join
+them (DESIGN.md section 3).
 
 `WindowDecoder.decode` runs a window [first, last] over the ring buffer (`FeatureCache`) and
 the point registry (`PointRegistry`): provisional (state discarded) or committed (the window's
 buffered frames keep the new state, its tail becomes every later frame's start state).
 
-A point whose start frame s lies in the last committed window [c, e] (s <= e) is part of that
-window offline: at s it takes part in spatial attention (the other points' outputs at s
-change), after s it is updated, and the window's tail state is what every later window starts
-from. Online it can only be added once frame s has been encoded, that is after [c, e] was
-committed without it: when s = e is the latest frame (a point added at a window's tail frame)
-or when s is an older buffered stamp inside [c, e]. So a commit keeps the window's input state
-(the points' state before decoding, a copy made for decoding anyway), and `recommit` decodes
-the window again from it with the points tracked now (one more decoder pass, only when such a
-point arrives): the window's buffered frames get the new state, the future state becomes the
-new tail, and the frames after e (never committed) restart from it. From the next window on,
-results equal the offline model's on the video cut there, with the new point queried at s.
-Results already published are not revised; that includes frame s itself (published before
-the point could be added: the other points' results for frame s do not see it).
+A point whose start frame s lies in a committed window [c, e] is part of that window offline:
+at s it takes part in spatial attention (the other points' outputs at s change), after s it
+is updated, and the window's state is what the next windows start from. Online it can only be
+added once frame s has been encoded, after [c, e] was committed without it: when s = e is the
+latest frame (a point added at a window's tail frame) or when s is an older buffered stamp. So
+every commit keeps the window's input state (the points' state before decoding, a copy made
+for decoding anyway) for the last ceil(W / S) committed windows, those that can hold a buffered
+frame; and `recommit` decodes again, oldest first, every committed window from the earliest
+one the new point starts in, each from its kept input with the changes of the window before
+carried over (its overlap, its tail copy), with the points tracked now. One decoder pass per
+window joined (1 for a start frame in the last committed window only, 2 for one in the oldest
+W - S - j buffered frames when W = 2S and the latest frame is e + j), only when such a point
+arrives; several adds between two pushes cost one such run, at the next push (or flush). The
+buffered frames get the new state, the future state becomes the new tail, and the frames after
+e (never committed) restart from it. From then on every result equals the offline model's on
+the video cut there, with the point queried at s. Results already published are not revised;
+that includes frame s itself (published before the point could be added: the other points'
+results for frame s do not see it).
 
-To decode a window again its frames' encoder memory must still be there: the ring buffer keeps
-the memory (not the keys/values) of S - 1 frames more than the W buffered ones, the frames the
-window loses before the next commit (`extra` of `FeatureCache`). When its first frames are no
-longer buffered, the window is decoded from the memory (keys and values projected in the
-pass), equal to the cached projections to float rounding.
-
-Where it is not exact: the window before, [c - S, e - S], cannot be decoded again (its first
-frames' memory is gone). A point whose start frame lies in it too (s <= e - S: the oldest
-W - S - j buffered frames when the latest frame is e + j) joins [c, e] but misses that
-window, where offline it would have been (decoded jointly: spatial attention at s..e - S;
-independently: only s < e - S changes the point's own track). Measured in README.md ("Online
-semantics"). The points decoded again are those tracked now: points removed since the commit
-no longer take part.
+To decode those windows again their frames' encoder memory must still be there: the ring
+buffer keeps the memory (not the keys/values) of 2W - 1 frames, W - 1 more than it buffers.
+A window whose first frames are no longer buffered is decoded from the memory (keys and values
+projected in the pass), equal to the cached projections to float rounding. The points decoded
+again are those tracked now: a point removed since a commit no longer takes part.
 """
 
 from __future__ import annotations
+
+import collections
 
 import torch
 
@@ -47,14 +46,14 @@ from taptr_ros.tracking.points import PointRegistry
 
 
 class WindowDecoder:
-    """Decodes the engine's windows; keeps the last committed one's input state (in the point
-    registry's preallocated ``window_*`` rows, so memory stays flat).
+    """Decodes the engine's windows; keeps the input state of the last ceil(W / S) committed
+    ones (in the point registry's preallocated ``window_*`` entries, so memory stays flat).
 
     Args:
         model: the network.
         options: resolved `TrackerOptions`.
-        cache: the ring buffer (memory kept for window + stride - 1 frames).
-        points: the point registry (slots shared with `cache`).
+        cache: the ring buffer (memory kept for 2W - 1 frames: `history_frames`).
+        points: the point registry (slots shared with `cache`, `history_windows` entries).
         dummy_xy: (P, 2) padding positions (`decode.dummy_positions`).
     """
 
@@ -62,15 +61,16 @@ class WindowDecoder:
                  dummy_xy: torch.Tensor) -> None:
         self.model, self.options, self.cache, self.points = model, options, cache, points
         self.dummy_xy = dummy_xy
-        self._committed: tuple[int, int] | None = None  # (first, last) of the last committed window
+        # (first, last, registry entry) of the last committed windows, oldest first
+        self._history: collections.deque = collections.deque(maxlen=history_windows(options))
 
     def clear(self) -> None:
-        """Forget the last committed window (reset)."""
-        self._committed = None
+        """Forget the committed windows (reset)."""
+        self._history.clear()
 
     def joins(self, start: int) -> bool:
-        """Whether a point starting at frame `start` lies in the last committed window."""
-        return self._committed is not None and start <= self._committed[1]
+        """Whether a point starting at frame `start` lies in a committed window."""
+        return bool(self._history) and start <= self._history[-1][1]
 
     def decode(self, first: int, last: int, *, commit: bool) -> Trajectory | None:
         """Decode frames first..last for every point; commit the state if asked.
@@ -82,8 +82,9 @@ class WindowDecoder:
         slots = self.cache.slots(first, last)
         state = points.gather(slots, rows)
         if commit:
-            self._committed = (first, last)
-            points.keep_window_inputs(rows, state)
+            entry = (first // self.options.stride) % self._history.maxlen
+            self._history.append((first, last, entry))
+            points.keep_window_inputs(entry, rows, state)
         if rows.numel() == 0:
             return None
         tracked, update = point_masks(points.start[rows], first, last)
@@ -91,34 +92,58 @@ class WindowDecoder:
             return state
         new = self._decode(first, last, state, rows, tracked, update)
         if commit:
-            self._write(first, last, rows, new, update)
+            self._write(first, last, rows, new, update, self.cache.oldest)
         return new
 
     @torch.inference_mode()
-    def recommit(self) -> bool:
-        """Decode the last committed window again with the points tracked now (see the module
-        docstring); returns whether a decoder pass ran."""
-        if self._committed is None:
-            return False
+    def recommit(self) -> int:
+        """Decode again, oldest first, the committed windows from the earliest one in which a
+        point it did not decode starts, with the points tracked now (see the module
+        docstring); returns the decoder passes run."""
         points = self.points
         rows = points.rows()
-        first, last = self._committed
-        state, known = points.window_inputs(rows)
-        points.keep_window_inputs(rows, state)
-        if rows.numel() == 0:
-            return False
-        tracked, update = point_masks(points.start[rows], first, last)
-        if self.options.independent_points:  # only the new points' own tracks can change
-            select = ~known & update.any(0)
-        else:  # every point the window tracks (a point starting later does not take part)
-            select = tracked.any(0)
-        if not bool(update[:, select].any()):
-            return False
-        at = torch.nonzero(select).flatten()
-        sub = Trajectory(state.content[:, at], state.ref[:, at], state.vis_logits[:, at])
-        new = self._decode(first, last, sub, rows[at], tracked[:, at], update[:, at])
-        self._write(first, last, rows[at], new, update[:, at])
-        return True
+        starts = points.start[rows]
+        history = list(self._history)
+        chain = next((i for i, (first, last, entry) in enumerate(history)
+                      if bool((~points.in_window[entry, rows] & (starts >= first) & (starts <= last)).any())),
+                     None)
+        if chain is None:
+            return 0
+        stride, gap = self.options.stride, self.options.content_propagation_gap
+        changed = torch.zeros(rows.numel(), dtype=torch.bool, device=rows.device)
+        passes, prev = 0, None
+        for first, last, entry in history[chain:]:
+            state, known = points.window_inputs(entry, rows)
+            if prev is not None:  # the points decoded again in the window before: its overlap, its tail
+                p_last, p_at, p_new, p_copy = prev
+                ov = p_last - first + 1
+                for mine, theirs in ((state.content, p_new.content), (state.ref, p_new.ref),
+                                     (state.vis_logits, p_new.vis_logits)):
+                    mine[:ov, p_at] = theirs[-ov:]
+                    if theirs is not p_new.content or p_copy:
+                        mine[ov:, p_at] = theirs[-1:]
+            points.keep_window_inputs(entry, rows, state)
+            tracked, update = point_masks(starts, first, last)
+            if self.options.independent_points:  # only the tracks of new or changed points change
+                select = (~known | changed) & update.any(0)
+            else:  # every point the window tracks (a point starting later does not take part)
+                select = tracked.any(0)
+            if not bool(update[:, select].any()):
+                # nothing to update: skipped, as offline. Only before any window was decoded
+                # again: a point decoded again has frames to update in every later window.
+                continue
+            at = torch.nonzero(select).flatten()
+            sub = Trajectory(state.content[:, at], state.ref[:, at], state.vis_logits[:, at])
+            new = self._decode(first, last, sub, rows[at], tracked[:, at], update[:, at])
+            changed[at] = True
+            passes += 1
+            if last == history[-1][1]:
+                self._write(first, last, rows[at], new, update[:, at], self.cache.oldest)
+            elif max(first, self.cache.oldest) <= last:  # its buffered frames (the next window
+                lo = max(first, self.cache.oldest)       # overwrites those it shares)
+                points.scatter(self.cache.slots(lo, last), rows[at], new.frames(lo - first, last - first))
+            prev = (last, at, new, (first // stride) % gap == 0)
+        return passes
 
     def _decode(self, first: int, last: int, state: Trajectory, rows: torch.Tensor, tracked: torch.Tensor,
                 update: torch.Tensor) -> Trajectory:
@@ -130,12 +155,13 @@ class WindowDecoder:
         return decode_padded(self.model, memory, kv, state, self.points.f0[rows], tracked, update,
                              self.dummy_xy, kv_frames=kv_frames, isolated=self.options.independent_points)
 
-    def _write(self, first: int, last: int, rows: torch.Tensor, new: Trajectory, update: torch.Tensor) -> None:
-        """Commit a window's new state: its buffered frames, the future state, and the frames
-        after it (a recommit: they were entered with the old future state)."""
+    def _write(self, first: int, last: int, rows: torch.Tensor, new: Trajectory, update: torch.Tensor,
+               lo: int) -> None:
+        """Commit a window's new state: its frames from `lo` on (buffered), the future state, and
+        the frames after it (when committed again: they were entered with the old future)."""
         points, cache = self.points, self.cache
-        lo = max(first, cache.oldest)
-        points.scatter(cache.slots(lo, last), rows, new.frames(lo - first, last - first))
+        if lo <= last:
+            points.scatter(cache.slots(lo, last), rows, new.frames(lo - first, last - first))
         # joint decoding carries every point; one-by-one decoding skipped points with no update
         keep = update.any(0).to(rows.device) if self.options.independent_points \
             else torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
@@ -144,3 +170,14 @@ class WindowDecoder:
         points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0)
         for frame in range(last + 1, cache.latest + 1):
             points.enter_frame(cache.slot(frame))
+
+
+def history_windows(options: TrackerOptions) -> int:
+    """Committed windows that can hold a buffered frame: ceil(W / S)."""
+    return -(-options.window // options.stride)
+
+
+def history_frames(options: TrackerOptions) -> int:
+    """Frames whose memory must be kept to decode those windows again: 2W - 1 (the oldest
+    buffered frame, latest - W + 1, lies in windows starting from latest - 2W + 2)."""
+    return 2 * options.window - 1

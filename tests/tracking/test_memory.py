@@ -70,10 +70,12 @@ def test_memory_after_2000_frames_equals_memory_after_one_window():
     assert result.num_points == 6 and np.isfinite(result.xy).all()
     count, nbytes = footprint(tracker)
     assert (count, nbytes) == after_window
-    # and it is the preallocated state: W + S - 1 frames of memory (S - 1 kept to commit the last
-    # window again), W of keys and values; max_points rows of W slots, the future state, the
-    # last committed window's W input frames (+ a bool each) and the start frame
-    cfg, rows, stride = model.config, tracker.options.max_points, tracker.options.stride
-    cache = ((window + stride - 1) + window * 2 * cfg.dec_layers) * cfg.num_tokens() * cfg.hidden_dim * 4
-    points = rows * ((2 * window + 1) * (cfg.hidden_dim + 4 + 3) + cfg.hidden_dim) * 4 + rows * (8 + 1)
+    # and it is the preallocated state: 2W - 1 frames of memory (W - 1 kept to commit windows
+    # again), W of keys and values; max_points rows of W slots, the future state, the W input
+    # frames of ceil(W / S) committed windows (+ a bool each), f0, ref0 and the start frame
+    cfg, rows = model.config, tracker.options.max_points
+    kept = -(-window // tracker.options.stride)
+    cache = ((2 * window - 1) + window * 2 * cfg.dec_layers) * cfg.num_tokens() * cfg.hidden_dim * 4
+    points = rows * (((kept + 1) * window + 1) * (cfg.hidden_dim + 4 + 3) + cfg.hidden_dim + 4) * 4 \
+        + rows * (8 + kept)
     assert cache + points <= nbytes <= cache + points + 1024

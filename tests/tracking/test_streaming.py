@@ -83,14 +83,15 @@ def check_equal(result, offline: Offline, stream: Stream, at: int, gap: int = 1,
 # Schedule A starts with points at frame 0, adds points at the tail frames 7, 11, 15, 19 (they
 # join the window just committed: it is committed again), at other frames, and at older stamps:
 # inside the last committed window after its first frames left the ring buffer (at 13: frame 9
-# of [4, 11]; at 14: frame 8; at 17: frame 12 of [8, 15]; at 20: frame 17 of [12, 19]) and
-# after it (at 18: frame 16). Schedule B adds its first point at the tail frame 7 (window
+# of [4, 11]; at 14: frame 8; at 17: frame 12 of [8, 15]; at 20: frame 17 of [12, 19]), inside
+# the last two (at 12: frame 7 of [0, 7] and [4, 11]; at 16: frame 10 of [4, 11] and [8, 15])
+# and after them (at 18: frame 16). Schedule B adds its first point at the tail frame 7 (window
 # [0, 7] still has nothing to update and is skipped, as offline), then at 9, 13, 18 and at
 # frame 9 from frame 14. Schedule C adds its first point after frame 7 at frame 5: the skipped
 # window [0, 7] is now decoded with it.
 SCHEDULES = {
-    "A": {0: 2, 5: 1, 7: 1, 10: 2, 11: 1, 13: [(1, 4)], 14: [(1, 6)], 15: 1, 17: [(1, 0), (1, 5)],
-          18: [(1, 2)], 19: 1, 20: [(1, 3)]},
+    "A": {0: 2, 5: 1, 7: 1, 10: 2, 11: 1, 12: [(1, 5)], 13: [(1, 4)], 14: [(1, 6)], 15: 1, 16: [(1, 6)],
+          17: [(1, 0), (1, 5)], 18: [(1, 2)], 19: 1, 20: [(1, 3)]},
     "B": {7: 1, 9: 1, 13: 2, 14: [(1, 5)], 18: 1},
     "C": {7: [(1, 2)], 9: 1, 11: [(1, 0)], 12: [(2, 3)]},
 }
@@ -143,8 +144,8 @@ def test_independent_points_equal_offline_alone_with_joining_points(tiny, cached
     frames = random_video(13, 16, (40, 56))
     offline = Offline(tiny, frames)
     tracker = OnlineTracker(tiny, TrackerOptions(independent_points=True, cache_projections=cached))
-    stream = Stream(tracker, frames, {0: 2, 7: 1, 10: [(1, 0), (1, 3)], 11: 1, 13: [(1, 5)], 14: [(1, 7)]},
-                    seed=14)
+    stream = Stream(tracker, frames, {0: 2, 7: 1, 10: [(1, 0), (1, 3)], 11: 1, 12: [(1, 6)], 13: [(1, 5)],
+                                      14: [(1, 7)]}, seed=14)
     for at, r in stream.published:
         check_equal(r, offline, stream, at, independent=True)
 
@@ -154,7 +155,8 @@ def test_committed_mode_publishes_windows_equal_to_offline(tiny):
     offline = Offline(tiny, frames)
     tracker = OnlineTracker(tiny, TrackerOptions(mode="committed"))
     stream = Stream(tracker, frames, {0: 2, 5: 1, 7: 1, 9: 1, 11: [(1, 0)], 13: [(1, 3)], 14: 2,
-                                      15: [(1, 0), (1, 3)], 19: 1, 21: [(1, 0), (1, 2)]}, seed=4)
+                                      15: [(1, 0), (1, 3), (1, 4)], 19: 1, 21: [(1, 0), (1, 2), (1, 7)]},
+                    seed=4)
     # publish frames t = 7 (mod 4): 3, 7, 11, 15, 19; each publishes the frames since the last
     assert sorted({at for at, _ in stream.published}) == [3, 7, 11, 15, 19]
     assert [r.frame_index for _, r in stream.published] == list(range(20))
