@@ -7,8 +7,14 @@ that frame's stamp (what a client calling ``~/add_points`` with the image's stam
 added at frame t appears in the results from frame t + 1; for frame t its query itself stands in
 (the TAP-Vid metrics never score the query frame). Nothing is dropped: every frame is processed.
 
+With the engine committing windows again when points join them (:mod:`taptr_ros.tracking.windows`),
+a query added after its frame t was pushed is part of every window t lies in, as the official
+evaluation's offline model has it; only the results published for frame t itself (before the query
+existed) do not see it, which matters when points are decoded together (README.md, "Evaluation").
+
 Backward passes run the same way over the reversed frames (for TAP-Vid ``strided`` queries, whose
-frames before the query are scored, and for forward-backward consistency).
+frames before the query are scored: over the whole video, T-1..0, as the official evaluation
+reverses it; and for forward-backward consistency).
 """
 
 from __future__ import annotations
@@ -226,14 +232,16 @@ def merge_backward(
     return LockstepRun(tracks, occluded, visibility, seconds, forward.stamps_ns)
 
 
-def backward_queries(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def backward_queries(queries: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(rows, local queries, last): the queries with a frame > 0, their frames mapped to
-    ``last - t`` for a pass over video frames ``last..0``, ``last`` = their latest frame."""
+    ``last - t`` for a pass over video frames ``last..0``, ``last = num_frames - 1``: the whole
+    video reversed, as the official evaluation reverses it (so the windows fall on the same
+    frames as there; a pass from the latest query frame would shift them)."""
     queries = np.asarray(queries, np.float64).reshape(-1, 3)
     rows = np.flatnonzero(np.rint(queries[:, 0]) > 0)
     if not len(rows):
         return rows, np.zeros((0, 3)), 0
-    last = int(np.rint(queries[rows, 0]).max())
+    last = int(num_frames) - 1
     local = queries[rows].copy()
     local[:, 0] = last - np.rint(local[:, 0])
     return rows, local, last

@@ -335,7 +335,7 @@ def evaluate_bag(
                     stamp=stamp,
                 )
                 runs["forward"] = forward
-                rows, local, last = backward_queries(queries)
+                rows, local, last = backward_queries(queries, T)
                 if strided and len(rows):
                     backward = run_lockstep(
                         frames.backward(last), engine_factory(len(rows)), local, last + 1, stamp=stamp

@@ -8,11 +8,18 @@ every query is decoded alone (no spatial attention between queries: a ``strided`
 learn from another query of the same track at its ground-truth position). The frames are still
 encoded once per pass, shared by all queries; the decoder runs once per query and window.
 
-Frames: the query frame itself holds the query (visible). After it: the forward pass, as
-published (immediate mode: the result of frame t is the one computed at t; committed mode:
-as published, the tail flushed). Before it (only TAP-Vid ``strided`` scores these): with
-``backward=True`` a second pass over the reversed frames 0..max query frame, started at each
-query the same way; with ``backward=False`` the query position, occluded.
+Queries are presented as the official evaluation presents them to the offline model: query i
+starts at its frame q_i (its feature sampled there) and is part of every window that frame
+lies in, including the window that ends at q_i (the engine commits that window again with the
+query, `taptr_ros.tracking.windows`); the result of frame t equals the offline model's on the
+video cut at t. Frames: the query frame itself holds the query (visible). After it: the
+forward pass, as published (immediate mode: the result of frame t is the one computed at t;
+committed mode: as published, the tail flushed). Before it (only TAP-Vid ``strided`` scores
+these): with ``backward=True`` a second pass over the whole video reversed, frames T-1..0, as
+the official evaluation reverses it (so the windows fall on the same frames), each query
+started at local frame T-1-q_i the same way; with ``backward=False`` the query position,
+occluded. What still differs from the official evaluation loop is listed in README.md
+("Evaluation").
 
 Query pixels are those of the video frames (our convention: 0 = centre of the first
 column/row); queries are clipped into [0, W-1] x [0, H-1] since the engine refuses points
@@ -78,8 +85,8 @@ def make_engine_tracker(checkpoint: str, device: str, *, preset: str | None = No
             _run(OnlineTracker(model, opts), video, qt, xy, tracks, occluded, list(range(T)))
             back = np.flatnonzero(qt > 0)
             if backward and back.size:
-                last = int(qt[back].max())
-                frames = list(range(last, -1, -1))  # local frame l is video frame last - l
+                last = T - 1  # the whole video reversed, as officially: local frame l is video frame T-1-l
+                frames = list(range(last, -1, -1))
                 _run(OnlineTracker(model, opts), video, last - qt[back], xy[back], tracks, occluded,
                      frames, rows=back)
         return tracks, occluded, time.perf_counter() - start

@@ -2,6 +2,9 @@
 
 * `feature_cache.FeatureCache`: ring buffer of the last W frames' encoder memory.
 * `points.PointRegistry`: ids, start frames and per-point state.
+* `windows.WindowDecoder`: provisional and committed windows; committed windows decoded again
+  when a point starting in them is added after they were committed.
+* `stamps`: which buffered frame a point stamp names; frame stamps must increase.
 * `tracker.OnlineTracker`: push(frame, stamp) -> [FrameResult]; add_points / remove_points /
   remove_all / reset from any thread; flush() in committed mode.
 * `options.TrackerOptions`, `options.FrameResult`, `options.FrameTimings`.

@@ -120,9 +120,10 @@ def test_lockstep_adds_after_the_frame_and_matches_late_results_by_stamp():
 
 def test_backward_merge_mirrors_the_engine_tracker_layout():
     queries = np.array([[0, 1.0, 1.0], [3, 2.0, 2.0], [1, 3.0, 3.0]])
-    rows, local, last = backward_queries(queries)
+    rows, local, last = backward_queries(queries, 4)  # the whole video reversed: frames 3..0
     assert list(rows) == [1, 2] and last == 3
     np.testing.assert_array_equal(local[:, 0], [0, 2])
+    assert backward_queries(queries, 6)[2] == 5 and backward_queries(queries, 6)[1][:, 0].tolist() == [2, 4]
     forward = SimpleNamespace(
         tracks=np.zeros((3, 5, 2)),
         occluded=np.zeros((3, 5), bool),
