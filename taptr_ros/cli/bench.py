@@ -64,7 +64,7 @@ def run_engine(args: argparse.Namespace) -> int:
         naive=not args.no_naive, naive_frames=args.naive_frames, naive_max_points=args.naive_max_points,
         device=args.device,
         precision=args.precision, threads=args.threads, cache_projections=not args.no_kv_cache,
-        clock=args.clock, compile=args.compile, seed=args.seed)
+        clock=args.clock, compile=args.compile, adds=args.adds, seed=args.seed)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
     try:
         result = run_engine_bench(options, log=log)
@@ -153,6 +153,9 @@ def register(subparsers) -> None:
                    help="skip the naive loop above this many points")
     e.add_argument("--no-kv-cache", action="store_true",
                    help="engine without per-frame key/value caching (projects per window, as offline)")
+    e.add_argument("--adds", type=int, default=0,
+                   help="add this many points one by one at random timed frames, each at the latest or an "
+                        "older buffered stamp (points joining committed windows; skips the naive loop)")
     e.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
                    help="auto: process CPU time on the CPU (stable on a shared machine), wall on CUDA")
     e.add_argument("--compile", action="store_true",

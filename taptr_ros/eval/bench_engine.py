@@ -2,7 +2,9 @@
 and a naive online loop, side by side in one run.
 
 For each preset and point count, four runners process the same synthetic stream (frames of
-`image_hw` pixels, every point queried at frame 0):
+`image_hw` pixels, every point queried at frame 0; with ``adds`` > 0, that many more points
+added one at a time at random frames of the timed part, each at a random buffered stamp, so
+the engine's cost of points joining committed windows, `taptr_ros.tracking.windows`, shows):
 
 * ``offline``: `taptr_ros.model.taptr.track_video` on the preprocessed video (the reference).
 * ``committed`` / ``immediate``: `OnlineTracker` in that mode, frames pushed one by one.
@@ -15,7 +17,8 @@ when T - W is a multiple of the stride. The naive loop costs the same every fram
 one window decode), so it is primed without decoding and timed over `naive_frames` frames.
 Each runner's time is split into encoder (`encode_frames`), decoder (`decode_window`,
 `project_memory`, `init_queries`) and other (preprocessing, state bookkeeping, results to
-numpy). Repeats alternate the runners; figures are medians.
+numpy). Decoder passes per frame (`decode_window` calls) are counted too. Repeats alternate
+the runners; figures are medians.
 """
 
 from __future__ import annotations
@@ -74,6 +77,10 @@ class EngineBenchOptions:
         cache_projections: the engine caches each frame's cross-attention keys/values.
         clock: "auto" (process CPU time on the CPU, wall time on CUDA), "wall" or "cpu"; see
             `bench_common.resolve_clock`.
+        adds: points added during the timed frames, one per add call, at random frames (seeded),
+            each at the stamp of the latest frame or of one up to window - 1 frames older
+            (uniform); the offline reference queries them at those frames; the naive loop,
+            which cannot add points at older frames, is skipped.
         seed: weights, frames and points.
     """
 
@@ -93,6 +100,7 @@ class EngineBenchOptions:
     cache_projections: bool = True
     clock: str = "auto"
     compile: bool = False
+    adds: int = 0
     seed: int = 0
 
 
@@ -105,6 +113,8 @@ class Cell:
     runner: str
     sample: Sample
     runs: int
+    passes: float = 0.0
+    """Decoder passes (`decode_window` calls) per frame."""
 
 
 @dataclass
@@ -123,71 +133,110 @@ class EngineBenchResult:
         return {"options": asdict(self.options), "machine": self.machine,
                 "cells": [{"preset": c.preset, "points": c.points, "runner": c.runner, "runs": c.runs,
                            "ms_per_frame": c.sample.total, "encoder_ms": c.sample.encoder,
-                           "decoder_ms": c.sample.decoder, "other_ms": c.sample.other} for c in self.cells]}
+                           "decoder_ms": c.sample.decoder, "other_ms": c.sample.other,
+                           "decoder_passes_per_frame": c.passes} for c in self.cells]}
 
 
 # ---------------------------------------------------------------------- runners
-def _offline_run(model: TAPTRv2, frames: Sequence[np.ndarray], xy_px: np.ndarray, device, clock) -> Sample:
-    """Time of preprocessing + `track_video` + results to pixels, for all `frames`."""
+@dataclass(frozen=True)
+class Adds:
+    """Points added during a run: add i is made right after frame ``after[i]`` was pushed, at
+    frame ``start[i]`` (= after[i] - back), at pixel ``xy[i]``."""
+
+    after: np.ndarray
+    start: np.ndarray
+    xy: np.ndarray
+
+    @classmethod
+    def none(cls) -> "Adds":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)))
+
+    @classmethod
+    def random(cls, count: int, first: int, frames: int, window: int, height: int, width: int,
+               seed: int) -> "Adds":
+        """`count` adds at frames first..frames-1, each at a stamp 0..window-1 frames back."""
+        rng = np.random.default_rng([seed, 16])
+        after = np.sort(rng.integers(first, frames, count))
+        start = after - rng.integers(0, window, count)
+        return cls(after, start, query_pixels(count, height, width, seed=seed + 1))
+
+
+def _offline_run(model: TAPTRv2, frames: Sequence[np.ndarray], xy_px: np.ndarray, device, clock,
+                 start: np.ndarray | None = None) -> tuple[Sample, int]:
+    """Time of preprocessing + `track_video` + results to pixels, for all `frames` (points
+    starting at `start`, default 0); and the decoder passes."""
     h, w = frames[0].shape[:2]
+    start = np.zeros(len(xy_px), np.int64) if start is None else start
     with timed_stages(model, device, clock) as st, torch.inference_mode():
         synchronize(device)
-        start = clock()
+        begin = clock()
         video = torch.stack([preprocess_frame(f, model.config) for f in frames])
         xy = torch.from_numpy(pixels_to_norm(xy_px, w, h))
-        result = track_video(model, video, xy, torch.zeros(len(xy_px), dtype=torch.long),
-                             content_propagation_gap=1)
+        result = track_video(model, video, xy, torch.from_numpy(start), content_propagation_gap=1)
         _ = (result.xy_norm.float().cpu().numpy() * np.array([w - 1, h - 1], np.float32),
              result.vis_logits[..., 1].sigmoid().float().cpu().numpy())
         synchronize(device)
-        total = 1e3 * (clock() - start)
-    return Sample(total, st.encoder, st.decoder)
+        total = 1e3 * (clock() - begin)
+    return Sample(total, st.encoder, st.decoder), st.calls.get("decode_window", 0)
 
 
-def run_offline(model, frames, xy_px, window: int, device, clock) -> Sample:
-    """Steady-state per-frame cost: (run(T) - run(W)) / (T - W)."""
-    full = _offline_run(model, frames, xy_px, device, clock)
-    head = _offline_run(model, frames[:window], xy_px, device, clock)
+def run_offline(model, frames, xy_px, window: int, device, clock, adds: Adds = Adds.none()) -> tuple[Sample, float]:
+    """Steady-state per-frame cost: (run(T) - run(W)) / (T - W); the added points start at
+    their frames (all after the first W)."""
+    every = np.concatenate([xy_px, adds.xy]) if len(adds.xy) else xy_px
+    start = np.concatenate([np.zeros(len(xy_px), np.int64), adds.start])
+    full, full_passes = _offline_run(model, frames, every, device, clock, start)
+    head, head_passes = _offline_run(model, frames[:window], xy_px, device, clock)
     n = len(frames) - window
-    return Sample((full.total - head.total) / n, (full.encoder - head.encoder) / n,
-                  (full.decoder - head.decoder) / n)
+    return (Sample((full.total - head.total) / n, (full.encoder - head.encoder) / n,
+                   (full.decoder - head.decoder) / n), (full_passes - head_passes) / n)
 
 
-def _timed_pushes(model, push: Callable[[np.ndarray], object], frames, device, clock,
-                  finish: Callable[[], object] | None = None) -> Sample:
-    """Per-frame time of pushing `frames` (then `finish`), split by `timed_stages`."""
+def _timed_pushes(model, push: Callable[[int, np.ndarray], object], frames, device, clock,
+                  finish: Callable[[], object] | None = None) -> tuple[Sample, float]:
+    """Per-frame time of pushing `frames` (push(i, frame), then `finish`), split by
+    `timed_stages`; and the decoder passes per frame."""
     with timed_stages(model, device, clock) as st:
         synchronize(device)
         start = clock()
-        for frame in frames:
-            push(frame)
+        for i, frame in enumerate(frames):
+            push(i, frame)
         if finish is not None:
             finish()
         synchronize(device)
         total = 1e3 * (clock() - start)
     n = len(frames)
-    return Sample(total / n, st.encoder / n, st.decoder / n)
+    return Sample(total / n, st.encoder / n, st.decoder / n), st.calls.get("decode_window", 0) / n
 
 
 def run_engine(model, frames, xy_px, window: int, device, clock, *, mode: str,
-               cache_projections: bool) -> Sample:
-    """Frames [0, W) fill the window (points added after frame 0), frames [W, T) are timed."""
-    options = TrackerOptions(mode=mode, max_points=max(1, len(xy_px)), cache_projections=cache_projections)
+               cache_projections: bool, adds: Adds = Adds.none()) -> tuple[Sample, float]:
+    """Frames [0, W) fill the window (points added after frame 0), frames [W, T) are timed,
+    with the `adds` made after their frames."""
+    options = TrackerOptions(mode=mode, max_points=max(1, len(xy_px) + len(adds.xy)),
+                             cache_projections=cache_projections)
     tracker = OnlineTracker(model, options)
     for i, frame in enumerate(frames[:window]):
-        tracker.push(frame)
+        tracker.push(frame, stamp=i)
         if i == 0:
             tracker.add_points(xy_px)
-    return _timed_pushes(model, tracker.push, frames[window:], device, clock, finish=tracker.flush)
+
+    def push(i: int, frame: np.ndarray) -> None:
+        t = window + i
+        tracker.push(frame, stamp=t)
+        for k in np.flatnonzero(adds.after == t):
+            tracker.add_points(adds.xy[k:k + 1], stamp=int(adds.start[k]))
+
+    return _timed_pushes(model, push, frames[window:], device, clock, finish=tracker.flush)
 
 
-def run_naive(model, frames, xy_px, window: int, device, clock, *, timed: int) -> Sample:
+def run_naive(model, frames, xy_px, window: int, device, clock, *, timed: int) -> tuple[Sample, float]:
     """The naive loop primed with the first W frames (`NaiveWindowTracker.prime`: its per-frame
     cost does not depend on the state), then `timed` frames timed (every frame costs the same:
     W encodes and one window decode)."""
     naive = NaiveWindowTracker(model)
     naive.prime(frames[:window], xy_px)
-    return _timed_pushes(model, naive.push, frames[window:window + timed], device, clock)
+    return _timed_pushes(model, lambda i, frame: naive.push(frame), frames[window:window + timed], device, clock)
 
 
 # ---------------------------------------------------------------------- the benchmark
@@ -197,6 +246,8 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
     Raises:
         BenchError: options that cannot run (device, precision, frames).
     """
+    if options.adds < 0:
+        raise BenchError(f"--adds {options.adds} must be >= 0")
     if options.threads:
         torch.set_num_threads(options.threads)
     device = resolve_device(options.device)
@@ -215,19 +266,22 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
             raise BenchError(f"--frames {options.frames} must exceed the window ({window}): the first "
                              f"{window} frames fill it and are not timed; try {window + 2 * stride}")
         hw = model.config.input_hw
+        adds = Adds.random(options.adds, window, options.frames, window, *options.image_hw, seed=options.seed) \
+            if options.adds else Adds.none()
         for n in options.points:
             xy = query_pixels(n, *options.image_hw, seed=options.seed)
-            runners: dict[str, Callable[[], Sample]] = {
-                "offline": lambda: run_offline(model, frames, xy, window, device, clock)}
+            runners: dict[str, Callable[[], tuple[Sample, float]]] = {
+                "offline": lambda: run_offline(model, frames, xy, window, device, clock, adds)}
             for mode in ("committed", "immediate"):
                 if mode in options.modes:
                     runners[mode] = (lambda m=mode: run_engine(
                         model, frames, xy, window, device, clock, mode=m,
-                        cache_projections=options.cache_projections))
-            if options.naive and n <= options.naive_max_points:
+                        cache_projections=options.cache_projections, adds=adds))
+            if options.naive and n <= options.naive_max_points and not options.adds:
                 runners["naive"] = lambda: run_naive(model, frames, xy, window, device, clock,
                                                      timed=min(options.naive_frames, options.frames - window))
             samples: dict[str, list[Sample]] = {k: [] for k in runners}
+            passes: dict[str, list[float]] = {k: [] for k in runners}
             if options.compile:  # compile every shape first, untimed
                 for key, run in runners.items():
                     with precision_context(device, options.precision):
@@ -235,12 +289,14 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
             for rep in range(options.repeats):
                 for key, run in runners.items():
                     with precision_context(device, options.precision):
-                        s = run()
+                        s, p = run()
                     samples[key].append(s)
+                    passes[key].append(p)
                     log(f"{name} {hw[1]}x{hw[0]} N={n} {key} run {rep + 1}/{options.repeats}: "
-                        f"{s.total:.1f} ms/frame (enc {s.encoder:.1f}, dec {s.decoder:.1f})")
+                        f"{s.total:.1f} ms/frame (enc {s.encoder:.1f}, dec {s.decoder:.1f}, "
+                        f"{p:.2f} decoder passes/frame)")
             for key, ss in samples.items():
-                result.cells.append(Cell(name, n, key, median_sample(ss), len(ss)))
+                result.cells.append(Cell(name, n, key, median_sample(ss), len(ss), float(np.median(passes[key]))))
     return result
 
 
@@ -265,7 +321,8 @@ def format_engine_tables(result: EngineBenchResult) -> str:
              f"frames {opts.frames} (those after the first window timed; offline = "
              f"run(T) - run(W)), camera {opts.image_hw[1]}x{opts.image_hw[0]}, network input "
              f"{'preset default' if opts.input_hw is None else f'{opts.input_hw[1]}x{opts.input_hw[0]}'}, "
-             f"repeats {opts.repeats} (medians), kv cache {'on' if opts.cache_projections else 'off'}",
+             f"repeats {opts.repeats} (medians), kv cache {'on' if opts.cache_projections else 'off'}"
+             + (f", {opts.adds} points added at random frames and stamps while timed" if opts.adds else ""),
              ""]
     rows = []
     for c in result.cells:
@@ -275,9 +332,9 @@ def format_engine_tables(result: EngineBenchResult) -> str:
         naive_col = _fmt_ratio(_ratio(c.sample, imm)) if c.runner == "naive" else ""
         s = c.sample
         rows.append([c.preset, c.points, c.runner, s.total, s.encoder, s.decoder, s.other,
-                     1e3 / s.total if s.total > 0 else 0.0, vs_off, naive_col])
+                     1e3 / s.total if s.total > 0 else 0.0, c.passes, vs_off, naive_col])
     lines.append(format_table(["preset", "points", "runner", "ms/frame", "encoder", "decoder", "other",
-                               "fps", "x offline", "naive / immediate"], rows))
+                               "fps", "decoder passes", "x offline", "naive / immediate"], rows))
     lines += ["", "Targets (ratios of per-frame cost in this run):", ""]
     trows = []
     for name in opts.presets:
