@@ -10,6 +10,10 @@ Arguments:
     namespace    namespace of the node (topics ~/tracks etc. follow it)
     checkpoint   model checkpoint; empty = the params file's value
     device       torch device ("cpu", "cuda", "cuda:1"); empty = the params file's value
+    dds_profile  "true" (default): unless FASTDDS_DEFAULT_PROFILES_FILE or
+                 FASTRTPS_DEFAULT_PROFILES_FILE is set, the node uses the shipped
+                 share/taptr_ros/config/fastdds_shm.xml (16 MB shared-memory segment: whole
+                 camera frames between processes); "false" keeps Fast DDS's defaults
 
 Clicks from rqt_image_view: view <namespace>/taptr_tracker/overlay and remap the node's
 ~/click_point to that view's mouse topic (<overlay topic>_mouse_left), e.g. with
@@ -35,6 +39,12 @@ def _node(context, *args, **kwargs):
     parameters = [LaunchConfiguration("params_file")]
     if overrides:
         parameters.append(overrides)
+    # the node sets the profile variables itself (taptr_ros.resources.set_dds_profile) unless
+    # told not to; so does `ros2 run` and a plain `taptr-tracker` process
+    use_profile = LaunchConfiguration("dds_profile").perform(context).strip().lower()
+    if use_profile not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"dds_profile must be true or false, got {use_profile!r}")
+    additional_env = {} if use_profile in ("true", "1", "yes") else {"TAPTR_NO_DDS_PROFILE": "1"}
     return [
         Node(
             package="taptr_ros",
@@ -45,6 +55,7 @@ def _node(context, *args, **kwargs):
             remappings=[("image", LaunchConfiguration("image"))],
             output="screen",
             emulate_tty=True,
+            additional_env=additional_env,
         )
     ]
 
@@ -64,5 +75,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="model checkpoint path (empty: from params_file)"),
         DeclareLaunchArgument("device", default_value="",
                               description="torch device, e.g. cpu or cuda (empty: from params_file)"),
+        DeclareLaunchArgument("dds_profile", default_value="true",
+                              description="use the shipped Fast DDS profile unless one is set "
+                                          "(true/false)"),
         OpaqueFunction(function=_node),
     ])

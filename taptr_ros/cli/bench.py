@@ -1,10 +1,12 @@
-"""``taptr bench engine|memory|node``: performance benchmarks (ratios measured in one run).
+"""``taptr bench engine|memory|node|transport``: performance benchmarks (ratios measured in one run).
 
 * ``engine``: per-frame cost of the online engine (immediate, committed) against the offline
   reference and a naive loop that re-encodes the window, for presets x point counts.
 * ``memory``: RSS / Python heap / CUDA memory over a long stream, points coming and going.
 * ``node``: end-to-end latency of the real node process (image published -> tracks received)
   minus its model time.
+* ``transport``: camera frames delivered between two processes with and without the shipped
+  Fast DDS profile.
 
 The scripts in benchmarks/ run the same code with the same options. On a 2-core CPU the
 official preset at 512x512 costs about a second per frame: shrink the grid (--presets,
@@ -122,9 +124,30 @@ def run_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_transport(args: argparse.Namespace) -> int:
+    from taptr_ros.ros.bench_transport import format_transport, run_transport, runs_to_json
+
+    runs = []
+    for height, width in args.sizes:
+        for profile in (False, True):
+            run = run_transport(width, height, rate_hz=args.rate, frames=args.frames, profile=profile)
+            print(f"{width}x{height} {'with' if profile else 'without'} profile: "
+                  f"{run.received}/{run.sent}", file=sys.stderr, flush=True)
+            runs.append(run)
+    print(format_transport(runs))
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(runs_to_json(runs))
+    return 0
+
+
+def _sizes(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple(_size(part) for part in text.split(",") if part.strip())
+
+
 def register(subparsers) -> None:
     """Adds ``bench`` (engine, memory, node) to the ``taptr`` command line."""
-    p = subparsers.add_parser("bench", help="performance benchmarks (engine, memory, node)",
+    p = subparsers.add_parser("bench", help="performance benchmarks (engine, memory, node, transport)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
 
@@ -132,7 +155,8 @@ def register(subparsers) -> None:
                        description="Per-frame cost (encoder / decoder / other) of the online engine "
                                    "in immediate and committed mode, of the offline reference "
                                    "track_video and of a naive loop that re-encodes the window "
-                                   "every frame; ratios against the targets of issue 8.")
+                                   "every frame; ratios against the performance targets "
+                                   "(README, Performance).")
     e.add_argument("--presets", type=_names, default=("taptrv2", "small"),
                    help="comma-separated (default taptrv2,small)")
     e.add_argument("--points", type=_ints, default=(1, 50, 800, 5000),
@@ -204,3 +228,15 @@ def register(subparsers) -> None:
     n.add_argument("--threads", type=int, default=1, help="the node's cpu_threads (default 1)")
     n.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     n.set_defaults(func=run_node)
+
+    t = sub.add_parser("transport", help="camera frames delivered between processes, with and without "
+                                         "the shipped Fast DDS profile",
+                       description="Two fresh processes per run (best-effort rgb8 images at --rate): "
+                                   "frames received / sent without the profile and with "
+                                   "config/fastdds_shm.xml.")
+    t.add_argument("--sizes", type=_sizes, default=((480, 640), (720, 1280)), metavar="WxH,...",
+                   help="image sizes (default 640x480,1280x720)")
+    t.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
+    t.add_argument("--frames", type=int, default=150, help="frames per run (default 150)")
+    t.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    t.set_defaults(func=run_transport)

@@ -9,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: Fast DDS profile with a shared-memory segment that carries whole camera frames (see the file)
-FASTDDS_PROFILE = Path(__file__).resolve().parents[2] / "config" / "fastdds_shm.xml"
+from taptr_ros.resources import set_dds_profile
 
 
 def isolate_ros_domain() -> dict[str, str]:
     """Put this process (and its children) on a random ROS domain, localhost only, with
-    config/fastdds_shm.xml as the Fast DDS profile unless one is set; returns the ROS vars.
+    the shipped config/fastdds_shm.xml as the Fast DDS profile (both Fast DDS 2.x's and 3.x's
+    variable) unless the user set one (`taptr_ros.resources.set_dds_profile`); returns the ROS
+    vars. Call it before this process initialises rclpy.
 
     The new domain is never the one this process is on: a tool that starts its own node
     (``taptr demo``, ``taptr bag play --start-node``, ``taptr bench node``) from a shell or test
@@ -32,8 +33,7 @@ def isolate_ros_domain() -> dict[str, str]:
     os.environ.update(env)
     for key in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
         os.environ.pop(key, None)
-    if FASTDDS_PROFILE.is_file():
-        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
+    set_dds_profile(os.environ)
     return env
 
 

@@ -33,6 +33,7 @@ class StatsSnapshot:
     published_total: int
     dropped_total: int
     dropped_period: int
+    skipped_total: int
     points: int
     seconds_since_image: float | None
     seconds_since_result: float | None
@@ -43,7 +44,7 @@ class NodeStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._received = self._processed = self._published = self._dropped = 0
+        self._received = self._processed = self._published = self._dropped = self._skipped = 0
         self._points = 0
         self._last_image = self._last_result = None
         self._period_start = time.monotonic()
@@ -63,6 +64,12 @@ class NodeStats:
                 self._dropped += 1
                 self._p_dropped += 1
 
+    def image_skipped(self) -> None:
+        """An image could not be read (malformed, unknown encoding) and was skipped."""
+        with self._lock:
+            self._skipped += 1
+            self._last_image = time.monotonic()
+
     def frame_processed(self) -> None:
         """A frame went through the tracker (its tracks may come later: committed mode)."""
         with self._lock:
@@ -79,8 +86,13 @@ class NodeStats:
             self._points = points
             self._last_result = time.monotonic()
 
-    def snapshot(self) -> StatsSnapshot:
-        """Close the current period and return its figures."""
+    def snapshot(self, points: int | None = None) -> StatsSnapshot:
+        """Close the current period and return its figures.
+
+        Args:
+            points: the tracker's current point count; None = the count of the last published
+                frame (stale after a reset or removal while no frames come).
+        """
         with self._lock:
             now = time.monotonic()
             period = max(now - self._period_start, 1e-9)
@@ -97,7 +109,8 @@ class NodeStats:
                 published_total=self._published,
                 dropped_total=self._dropped,
                 dropped_period=self._p_dropped,
-                points=self._points,
+                skipped_total=self._skipped,
+                points=self._points if points is None else int(points),
                 seconds_since_image=None if self._last_image is None else now - self._last_image,
                 seconds_since_result=None if self._last_result is None else now - self._last_result,
             )
@@ -131,6 +144,7 @@ def build_diagnostics(snap: StatsSnapshot, *, stamp, name: str, hardware_id: str
         "tracks_published": str(snap.published_total),
         "frames_dropped": str(snap.dropped_total),
         "frames_dropped_period": str(snap.dropped_period),
+        "images_skipped": str(snap.skipped_total),
         "points": str(snap.points),
         "device": hardware_id,
         **extra,

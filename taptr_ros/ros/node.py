@@ -19,6 +19,7 @@ groups stay, so the node remains correct in a multi-threaded executor (compositi
 from __future__ import annotations
 
 import collections
+import os
 import time
 from dataclasses import dataclass
 
@@ -37,7 +38,9 @@ from std_srvs.srv import Trigger
 
 from taptr_ros.data.video import draw_tracks
 from taptr_ros.msg import TrackedPoints
+from taptr_ros.resources import set_dds_profile
 from taptr_ros.ros import services
+from taptr_ros.ros.callback_guard import CallbackGuard
 from taptr_ros.ros.diagnostics import NodeStats, build_diagnostics
 from taptr_ros.ros.features import FeatureCloud
 from taptr_ros.ros.image_conversion import (ImageConversionError, compressed_to_rgb8,
@@ -81,6 +84,8 @@ class TrackerNode(Node):
             raise StartupError(_one_line(str(exc))) from exc
         p = self.params
         self.stats = NodeStats()
+        self.guard = CallbackGuard(self.get_logger().error)
+        guard = self.guard
         self._recent: collections.deque[_Frame] = collections.deque(
             maxlen=self.tracker.options.window + 1)  # committed mode publishes older frames
         self._features = FeatureCloud(tuple(p.features_intrinsics)) if p.publish_features else None
@@ -106,27 +111,34 @@ class TrackerNode(Node):
         self._compressed_input = p.input_transport == "compressed"
         self.create_subscription(CompressedImage if self._compressed_input else Image,
                                  self._image_topic() if self._compressed_input else "image",
-                                 self._on_image, qos, callback_group=image_group, raw=True)
-        self.create_subscription(PointStamped, "~/click", self._on_click, RELIABLE,
+                                 guard.callback("image", self._on_image), qos,
+                                 callback_group=image_group, raw=True)
+        self.create_subscription(PointStamped, "~/click", guard.callback("click", self._on_click),
+                                 RELIABLE, callback_group=request_group)
+        self.create_subscription(Point, "~/click_point",
+                                 guard.callback("click_point", self._on_click_point), RELIABLE,
                                  callback_group=request_group)
-        self.create_subscription(Point, "~/click_point", self._on_click_point, RELIABLE,
-                                 callback_group=request_group)
-        self.create_service(AddPoints, "~/add_points", self._on_add,
+        self.create_service(AddPoints, "~/add_points", guard.service("add_points", self._on_add),
                             callback_group=request_group)
-        self.create_service(RemovePoints, "~/remove_points", self._on_remove,
+        self.create_service(RemovePoints, "~/remove_points",
+                            guard.service("remove_points", self._on_remove),
                             callback_group=request_group)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=request_group)
-        self.create_timer(p.diagnostics_period, self._on_diagnostics,
+        self.create_service(Trigger, "~/reset", guard.service("reset", self._on_reset),
+                            callback_group=request_group)
+        self.create_timer(p.diagnostics_period, guard.callback("diagnostics", self._on_diagnostics),
                           callback_group=timer_group)
 
         self._closed = False
-        self.overlay_worker = LatestWorker(self._draw_overlay, on_error=self._on_error,
-                                           name="overlay")  # newest wins here too
+        self.overlay_worker = LatestWorker(self._draw_overlay, name="overlay",  # newest wins too
+                                           on_error=lambda exc: guard.report("overlay", exc))
         self.overlay_worker.start()
-        self.worker: LatestWorker[_Frame] = LatestWorker(self._track, on_error=self._on_error)
+        self.worker: LatestWorker[_Frame] = LatestWorker(
+            self._track, on_error=lambda exc: guard.report("tracking", exc))
         self.worker.start()
+        profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get(
+            "FASTRTPS_DEFAULT_PROFILES_FILE") or "none (Fast DDS defaults)"
         self.get_logger().info(f"ready: {self.info.summary} on {self.info.device}, "
-                               f"mode {p.mode}, input '{self._image_topic()}'")
+                               f"mode {p.mode}, input '{self._image_topic()}', DDS profile {profile}")
 
     def _image_topic(self) -> str:
         """``image`` as remapped; ``<that>/compressed`` for compressed input, as image_transport
@@ -143,7 +155,8 @@ class TrackerNode(Node):
             header, msg = decode_image_message(raw, compressed=self._compressed_input)
             rgb = compressed_to_rgb8(msg) if self._compressed_input else image_to_rgb8(msg)
         except ImageConversionError as exc:
-            self.get_logger().warn(f"image skipped: {exc}", throttle_duration_sec=5.0)
+            self.stats.image_skipped()
+            self.get_logger().warning(f"image skipped: {exc}", throttle_duration_sec=5.0)
             return
         frame = _Frame(rgb, header, services.stamp_to_ns(header.stamp), received)
         self.stats.image_received(dropped_previous=self.worker.submit(frame))
@@ -166,20 +179,28 @@ class TrackerNode(Node):
 
     def _click(self, x: float, y: float, stamp_ns: int | None) -> None:
         ok, message, ids, _ = services.add_points(self.tracker, [x], [y], stamp_ns)
-        log = self.get_logger().info if ok else self.get_logger().warn
-        log(f"click ({x:.1f}, {y:.1f}): " + (f"point {ids[0]} {message}" if ok else message))
+        # one call site per severity: rclpy raises if a site's severity changes between calls
+        if ok:
+            self.get_logger().info(f"click ({x:.1f}, {y:.1f}): point {ids[0]} {message}")
+        else:
+            self.get_logger().warning(f"click ({x:.1f}, {y:.1f}) refused: {message}")
 
     def _answered(self, name: str, response):
-        log = self.get_logger().info if response.success else self.get_logger().warn
-        log(f"{name}: {'' if response.success else 'refused: '}{response.message}")
+        if response.success:
+            self.get_logger().info(f"{name}: {response.message}")
+        else:
+            self.get_logger().warning(f"{name}: refused: {response.message}")
         return response
 
     def _on_diagnostics(self) -> None:
         p = self.params
         extra = {"mode": p.mode, "checkpoint": self.info.summary,
-                 "input_topic": self._image_topic()}
+                 "input_topic": self._image_topic(),
+                 "callback_errors": str(self.guard.failures),
+                 "last_callback_error": self.guard.last_failure}
         self.diag_pub.publish(build_diagnostics(
-            self.stats.snapshot(), stamp=self.get_clock().now().to_msg(),
+            self.stats.snapshot(points=self.tracker.num_points),
+            stamp=self.get_clock().now().to_msg(),
             name=f"{self.get_name()}: tracking", hardware_id=str(self.info.device), extra=extra))
 
     # ---------------------------------------------------------------- worker thread
@@ -188,7 +209,7 @@ class TrackerNode(Node):
             results = self.tracker.push(frame.rgb, frame.stamp_ns)
         except FrameError as exc:
             if not self._restart_on_rewind(frame):
-                self.get_logger().warn(f"frame skipped: {exc}", throttle_duration_sec=5.0)
+                self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
                 return
             results = self.tracker.push(frame.rgb, frame.stamp_ns)
         except TrackerStateError as exc:
@@ -208,7 +229,7 @@ class TrackerNode(Node):
         """A stamp older than the last frame's (a bag replayed again): reset and go on."""
         if not self._recent or frame.stamp_ns >= self._recent[-1].stamp_ns:
             return False
-        self.get_logger().warn("image stamps went back in time (bag restarted?): resetting the "
+        self.get_logger().warning("image stamps went back in time (bag restarted?): resetting the "
                                "tracker; points are lost")
         self.tracker.reset()
         self._recent.clear()
@@ -236,9 +257,6 @@ class TrackerNode(Node):
         drawn = draw_tracks(frame.rgb, ids, xy, visible)
         self.overlay_pub.publish(numpy_to_image(drawn, "rgb8", header=frame.header))
 
-    def _on_error(self, exc: Exception) -> None:
-        self.get_logger().error(f"tracking failed on a frame: {exc!r}", throttle_duration_sec=5.0)
-
     def close(self) -> None:
         """Stop the worker threads (after their current item), destroy the node; idempotent."""
         self.worker.stop()
@@ -256,6 +274,9 @@ def _one_line(message: str, width: int = 240) -> str:
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``taptr-tracker``: run the node until SIGINT; 1 if it cannot start."""
+    # Whole camera frames between processes: the shipped Fast DDS profile (large shared-memory
+    # segment) unless the user chose one or opted out; read when the context starts.
+    set_dds_profile(os.environ)
     # Python's own SIGINT handling while the model loads (rclpy's handler only wakes
     # executors, so a Ctrl-C before spin() would be lost); rclpy's from spin() on.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # no `with`: Humble
@@ -269,12 +290,25 @@ def main(args: list[str] | None = None) -> int:
         install_signal_handlers(SignalHandlerOptions.ALL)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        _spin(executor, node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         _shut_down(node)
     return 0
+
+
+def _spin(executor: SingleThreadedExecutor, node: TrackerNode) -> None:
+    """Spin until shutdown; whatever escapes the executor itself (not a callback: those are
+    guarded) is reported and spinning resumes."""
+    while rclpy.ok(context=node.context):
+        try:
+            executor.spin()
+            return
+        except (KeyboardInterrupt, ExternalShutdownException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the node never ends on an error after start
+            node.guard.report("executor", exc)
 
 
 def _shut_down(node: TrackerNode | None) -> None:

@@ -2,9 +2,9 @@
 
 Checkpoints: our own files (`taptr_ros.model.checkpoint.save_checkpoint`: the config travels
 with the weights) or the official ``taptrv2.pth`` (``ema_model``/``model`` state_dict, loaded
-into the preset named by `preset`, default ``taptrv2``). ``"default"`` is ``models/default.pt``
-at the repository root (or the file named by the ``TAPTR_DEFAULT_CHECKPOINT`` environment
-variable), the model shipped by the training engineer.
+into the preset named by `preset`, default ``taptrv2``). ``"default"`` is the shipped
+``models/default.pt``, found from any install by `taptr_ros.resources` (source checkout, colcon
+install space, pip), or the file named by the ``TAPTR_DEFAULT_CHECKPOINT`` environment variable.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from taptr_ros.model.checkpoint import CheckpointError, load_checkpoint, load_of
 from taptr_ros.model.config import ConfigError
 from taptr_ros.model.config import preset as config_preset
 from taptr_ros.model.taptr import TAPTRv2
+from taptr_ros.resources import DEFAULT_MODEL, find_share_file, share_dirs
 from taptr_ros.tracking.errors import ModelLoadError
 from taptr_ros.tracking.options import TrackerOptions
 from taptr_ros.tracking.tracker import OnlineTracker
@@ -25,10 +26,11 @@ from taptr_ros.tracking.tracker import OnlineTracker
 DEFAULT_ENV = "TAPTR_DEFAULT_CHECKPOINT"
 
 
-def default_checkpoint_path() -> Path:
-    """``$TAPTR_DEFAULT_CHECKPOINT`` if set, else ``models/default.pt`` of the repository."""
+def default_checkpoint_path() -> Path | None:
+    """``$TAPTR_DEFAULT_CHECKPOINT`` if set, else the installed ``models/default.pt`` (None if
+    no install holds one)."""
     env = os.environ.get(DEFAULT_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models" / "default.pt"
+    return Path(env) if env else find_share_file(DEFAULT_MODEL)
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str]) -> Path:
@@ -39,10 +41,13 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str]) -> Path:
     """
     if os.fspath(checkpoint) == "default":
         path = default_checkpoint_path()
-        if not path.is_file():
+        if path is None:
+            searched = ", ".join(str(d) for d in share_dirs())
             raise ModelLoadError(
-                f"the default model {path} does not exist yet: train one (taptr train) or pass a "
-                f"checkpoint file (--checkpoint PATH, or set {DEFAULT_ENV})")
+                f"the default model {DEFAULT_MODEL} is not installed (searched {searched}): "
+                f"pass a checkpoint file (--checkpoint PATH / checkpoint parameter) or set {DEFAULT_ENV}")
+        if not path.is_file():
+            raise ModelLoadError(f"{DEFAULT_ENV}={path} does not exist: point it at a checkpoint file")
         return path
     path = Path(checkpoint)
     if not path.is_file():

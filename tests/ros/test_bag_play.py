@@ -63,7 +63,8 @@ def isolated_env(ros_isolation):
     """play --start-node moves this process to a fresh random domain: restore the session's after."""
     saved = {
         k: os.environ.get(k)
-        for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")
+        for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
+                  "FASTRTPS_DEFAULT_PROFILES_FILE")
     }
     yield
     for key, value in saved.items():
