@@ -1,4 +1,6 @@
-"""``taptr eval tapvid``: TAP-Vid metrics of TAPTR or the Lucas-Kanade baseline on a TAP-Vid pickle."""
+"""``taptr eval tapvid|real``: TAP-Vid metrics of TAPTR or the Lucas-Kanade baseline on a TAP-Vid
+pickle; on real footage without labels, forward-backward error, survival and still drift of TAPTR
+beside Lucas-Kanade (`taptr_ros.eval.real_footage`)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="resize frames to SxS before tracking (the benchmark uses 256)")
     tapvid.add_argument("--out", metavar="RESULT.json", help="write the report as JSON")
     tapvid.set_defaults(func=run_tapvid)
+
+    real = commands.add_parser(
+        "real", help="real footage without labels: forward-backward error, survival, still drift vs LK",
+        description="For each video (or rosbag2 bag directory): an NxN grid at frame 0 tracked forward "
+                    "and back by TAPTR (the node's way, all points jointly) and by Lucas-Kanade; the "
+                    "median distance where points come back, the share visible at the end, and the "
+                    "drift on the first frame repeated (a still camera).")
+    real.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or bag directories")
+    real.add_argument("--checkpoint", default="default", help="TAPTR checkpoint (default: default)")
+    real.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, ...")
+    real.add_argument("--frames", type=int, default=40, help="first N frames of each video (default 40)")
+    real.add_argument("--height", type=int, default=256, help="resize to this height, aspect kept (default 256)")
+    real.add_argument("--grid", type=int, default=8, help="N: an NxN grid of queries (default 8)")
+    real.add_argument("--still-frames", type=int, default=20, help="length of the still video (default 20)")
+    real.add_argument("--out", metavar="RESULT.json", help="also write the rows as JSON")
+    real.set_defaults(func=run_real)
 
 
 def _tracker(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
@@ -86,5 +104,64 @@ def run_tapvid(args: argparse.Namespace) -> int:
     print(report.format_table())
     if args.out:
         report.write_json(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _read_footage(path: str, max_frames: int):
+    """(T, H, W, 3) uint8 frames of a video file or of a bag directory's image topic."""
+    import os
+
+    import numpy as np
+
+    if os.path.isdir(path):
+        from taptr_ros.eval.bag_io import BagReader
+
+        with BagReader(path) as bag:
+            frames = []
+            for image in bag.iter_images():
+                frames.append(image.rgb)
+                if len(frames) >= max_frames:
+                    break
+        return np.stack(frames)
+    from taptr_ros.data.video import read_video
+
+    return read_video(path, max_frames=max_frames)[0]
+
+
+def run_real(args: argparse.Namespace) -> int:
+    """Measure every video with TAPTR and LK; print the table; returns the exit code."""
+    import json
+    import os
+
+    from taptr_ros.eval.engine_tracker import make_engine_tracker
+    from taptr_ros.eval.lk_baseline import make_lk_tracker
+    from taptr_ros.eval.real_footage import format_results, measure, resize_to_height
+
+    if min(args.frames, args.grid, args.height, args.still_frames) < 2:
+        print("taptr eval real: --frames, --grid, --height and --still-frames must be at least 2",
+              file=sys.stderr)
+        return 2
+    try:
+        taptr = make_engine_tracker(args.checkpoint, args.device, backward=False, independent=False)
+    except Exception as error:  # the engine's own errors (checkpoint, device) carry their fix
+        print(f"taptr eval real: cannot start TAPTR: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    trackers = {"taptr": taptr, "lk": make_lk_tracker()}
+    results = []
+    for path in args.videos:
+        try:
+            video = resize_to_height(_read_footage(path, args.frames), args.height)
+        except Exception as error:  # unreadable video or bag: say which and why
+            print(f"taptr eval real: cannot read {path}: {error}", file=sys.stderr)
+            return 1
+        name = os.path.basename(os.path.normpath(path))
+        results += measure(name, video, trackers, grid=args.grid, still_frames=args.still_frames)
+        print(f"measured {name}", file=sys.stderr, flush=True)
+    print(f"checkpoint {args.checkpoint}; distances in pixels at {args.height} px high")
+    print(format_results(results))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump([dataclasses.asdict(r) for r in results], f, indent=1)
         print(f"wrote {args.out}")
     return 0

@@ -1,0 +1,95 @@
+"""Tracking quality on real footage without labels: forward-backward error, survival, still drift.
+
+For a video (its first ``frames`` frames, resized to ``height`` pixels high, aspect kept):
+
+* a ``grid`` x ``grid`` lattice of query points at frame 0 (cell centres of the frame);
+* **forward**: each tracker follows them to the last frame; **survival** = share of points it
+  calls visible in the last frame;
+* **backward**: from where the forward pass left each point in the last frame, the tracker
+  follows it over the reversed video back to frame 0; the **forward-backward error** of a
+  point = distance (pixels of the resized video) between where it comes back and where it
+  started. A perfect tracker returns every point exactly; a point lost on the way does not;
+* **still**: frame 0 repeated ``still_frames`` times; **drift** of a point = its largest
+  distance from the query over those frames (a tracker should not move anything).
+
+Both trackers get the same queries: TAPTR through the online engine tracking all points
+jointly, as the node does, and pyramidal Lucas-Kanade (`lk_baseline`). Any callable with the
+`taptr_ros.eval.runner.Tracker` signature works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import cv2
+import numpy as np
+
+from taptr_ros.eval.runner import Tracker
+
+
+@dataclasses.dataclass(frozen=True)
+class FootageResult:
+    """One tracker on one video. Distances in pixels of the resized video."""
+
+    video: str
+    tracker: str
+    size_hw: tuple[int, int]
+    num_frames: int
+    num_points: int
+    fb_median_px: float      # median forward-backward error over all points
+    fb_within_2px: float     # share of points that come back within 2 px
+    survival: float          # share called visible in the last frame (forward pass)
+    still_median_px: float   # median over points of the largest drift on the still video
+    still_max_px: float      # largest drift of any point on the still video
+
+
+def grid_queries(grid: int, size_hw: tuple[int, int]) -> np.ndarray:
+    """(grid*grid, 3) float64 (t=0, x, y): cell centres of a grid x grid lattice, pixels."""
+    h, w = size_hw
+    xs = (np.arange(grid) + 0.5) * w / grid - 0.5
+    ys = (np.arange(grid) + 0.5) * h / grid - 0.5
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([np.zeros(gx.size), gx.ravel(), gy.ravel()], axis=1)
+
+
+def resize_to_height(video: np.ndarray, height: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, height, round(W * height / H), 3), area interpolation."""
+    t, h, w = video.shape[:3]
+    width = max(2, int(round(w * height / h)))
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in video])
+
+
+def measure(name: str, video: np.ndarray, trackers: Mapping[str, Tracker], *, grid: int = 8,
+            still_frames: int = 20) -> list[FootageResult]:
+    """Every tracker of `trackers` on `video` (T, H, W, 3) uint8, already resized."""
+    T, H, W = video.shape[:3]
+    queries = grid_queries(grid, (H, W))
+    still = np.repeat(video[:1], still_frames, axis=0)
+    results = []
+    for label, track in trackers.items():
+        fwd, fwd_occ, _ = track(video, queries)
+        back_queries = np.concatenate([np.zeros((len(queries), 1)), fwd[:, -1].astype(np.float64)], axis=1)
+        back_queries[:, 1] = np.clip(back_queries[:, 1], 0, W - 1)
+        back_queries[:, 2] = np.clip(back_queries[:, 2], 0, H - 1)
+        bwd, _, _ = track(np.ascontiguousarray(video[::-1]), back_queries)
+        fb = np.linalg.norm(bwd[:, -1] - queries[:, 1:], axis=-1)
+        still_tracks, _, _ = track(still, queries)
+        drift = np.linalg.norm(still_tracks - queries[:, None, 1:], axis=-1).max(axis=1)
+        results.append(FootageResult(
+            video=name, tracker=label, size_hw=(H, W), num_frames=T, num_points=len(queries),
+            fb_median_px=float(np.median(fb)), fb_within_2px=float(np.mean(fb < 2.0)),
+            survival=float(np.mean(~fwd_occ[:, -1])), still_median_px=float(np.median(drift)),
+            still_max_px=float(drift.max())))
+    return results
+
+
+def format_results(results: list[FootageResult]) -> str:
+    """A markdown table, one row per (video, tracker)."""
+    lines = ["| video | tracker | frames | size | points | FB median px | FB < 2 px | survival | "
+             "still drift median / max px |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.video} | {r.tracker} | {r.num_frames} | {r.size_hw[1]}x{r.size_hw[0]} | "
+                     f"{r.num_points} | {r.fb_median_px:.2f} | {100 * r.fb_within_2px:.0f}% | "
+                     f"{100 * r.survival:.0f}% | {r.still_median_px:.2f} / {r.still_max_px:.2f} |")
+    return "\n".join(lines)
