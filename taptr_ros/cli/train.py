@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="start a new run from this checkpoint's weights and network (e.g. "
                         "models/default.pt), fresh optimiser and warm-up; --preset/--size are then "
                         "taken from it")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="autocast of forward pass and losses (bf16 on GPUs; default fp32)")
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="S",
+                   help="stop this invocation after S seconds of training, validated and saved "
+                        "(0 = no limit; the schedule still spans --steps)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes generating synthetic clips ahead of the step (default 0)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0 = default)")
     p.add_argument("--val-every", type=int, default=100, help="steps between validations (0 = never)")
     p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between last.pt saves")
@@ -60,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
                       lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
                       clip_norm=args.clip_norm, warmup=args.warmup, visible_only=args.visible_only,
                       match_weight=args.match_loss,
-                      seed=args.seed, data=args.data, init=args.init,
+                      seed=args.seed, data=args.data, init=args.init, precision=args.precision,
+                      time_budget_s=args.time_budget, workers=args.workers,
                       presets=tuple(n for n in args.presets.split(",") if n), threads=args.threads, val_every=args.val_every,
                       checkpoint_every_s=args.checkpoint_every)
     summary = train(net, cfg, args.out, device=args.device, resume=args.resume,

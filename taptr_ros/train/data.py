@@ -11,6 +11,8 @@ network input size, so they are directly the network's coordinates.
 
 from __future__ import annotations
 
+import collections
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -82,29 +84,46 @@ def clip_from_arrays(video: np.ndarray, tracks_px: np.ndarray, occluded: np.ndar
                 query_xy=gt_xy[q_t, torch.arange(len(keep))].clone(), query_t=q_t)
 
 
+def synthetic_clip(config: TaptrConfig, presets: tuple[synthetic.SyntheticConfig, ...], seed: int,
+                   index: int, num_points: int, restart_ratio: float) -> Clip:
+    """Clip `index` of the stream: ``default_rng((seed, index))``, preset ``index % len``."""
+    rng = np.random.default_rng((seed, index))
+    seq = synthetic.generate_sequence(presets[index % len(presets)], rng)
+    return clip_from_arrays(seq.video, seq.tracks, seq.occluded, config, rng,
+                            num_points=num_points, restart_ratio=restart_ratio)
+
+
 def synthetic_clips(config: TaptrConfig, *, num_frames: int, num_points: int, seed: int,
                     rank: int = 0, world_size: int = 1, start_index: int = 0,
                     presets: tuple[str, ...] = ("easy", "hard"),
-                    restart_ratio: float = 0.25) -> Iterator[Clip]:
+                    restart_ratio: float = 0.25, workers: int = 0) -> Iterator[Clip]:
     """Endless synthetic clips at the network input size.
 
     Clip i (global index over all ranks: i = start_index + k * world_size + rank) is drawn from
     ``default_rng((seed, i))`` with preset ``presets[i % len(presets)]``; seeds stay below
     `TRAIN_SEED_LIMIT` so the held-out splits are never trained on. ``start_index`` lets a
-    resumed run continue the stream where it stopped.
+    resumed run continue the stream where it stopped. ``workers`` > 0 generates the next
+    2 x workers clips in that many processes while the caller trains (same clips, same order).
     """
     if seed >= TRAIN_SEED_LIMIT:
         raise ValueError(f"training seed {seed} must be below {TRAIN_SEED_LIMIT} (held-out seeds)")
     h, w = config.input_hw
-    cfgs = [synthetic.preset(p, num_frames=num_frames, height=h, width=w, num_points=num_points)
-            for p in presets]
-    i = start_index + rank
-    while True:
-        rng = np.random.default_rng((seed, i))
-        seq = synthetic.generate_sequence(cfgs[i % len(cfgs)], rng)
-        yield clip_from_arrays(seq.video, seq.tracks, seq.occluded, config, rng,
-                               num_points=num_points, restart_ratio=restart_ratio)
-        i += world_size
+    cfgs = tuple(synthetic.preset(p, num_frames=num_frames, height=h, width=w, num_points=num_points)
+                 for p in presets)
+    indices = itertools.count(start_index + rank, world_size)
+    if workers <= 0:
+        for i in indices:
+            yield synthetic_clip(config, cfgs, seed, i, num_points, restart_ratio)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=torch.set_num_threads,
+                                                   initargs=(1,)) as pool:
+        pending = collections.deque()
+        for i in indices:
+            pending.append(pool.apply_async(synthetic_clip, (config, cfgs, seed, i, num_points, restart_ratio)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
 
 
 def pickle_clips(path: str, config: TaptrConfig, *, num_frames: int, num_points: int, seed: int,

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from taptr_ros.model.checkpoint import load_checkpoint
 from taptr_ros.model.config import TaptrConfig
+from taptr_ros.model.inference import precision_context
 from taptr_ros.model.taptr import TAPTRv2
 from taptr_ros.train.data import Clip, pickle_clips, synthetic_clips
 from taptr_ros.train.ema import ModelEma
@@ -68,6 +69,12 @@ class TrainConfig:
         data: "synthetic" or a TAP-Vid pickle path.
         presets: synthetic difficulty presets, clip i drawn from ``presets[i % len]`` (repeat a
             name to weight it, e.g. easy, hard, easy, hard, still = 20% still clips).
+        precision: "fp32", or "bf16"/"fp16" autocast of the forward pass and losses (GPU runs;
+            `taptr_ros.model.inference.precision_context`); weights and optimiser stay fp32.
+        time_budget_s: end this invocation after this many seconds of training (0 = no limit;
+            state saved, schedule unchanged, like ``stop_after``): GPU bursts of fixed length.
+        workers: processes generating synthetic clips ahead of the training step (0 = in the
+            training process); the clip stream is the same whatever the count.
         init: checkpoint whose weights (and network config) a new run starts from, with a fresh
             optimiser and the warm-up (the campaign's next run starts from ``models/default.pt``);
             "" = random initialisation. Ignored when resuming.
@@ -96,6 +103,9 @@ class TrainConfig:
     data: str = "synthetic"
     presets: tuple[str, ...] = ("easy", "hard")
     init: str = ""
+    precision: str = "fp32"
+    time_budget_s: float = 0.0
+    workers: int = 0
     threads: int = 0
     log_every: int = 1
     val_every: int = 100
@@ -152,7 +162,7 @@ def clip_stream(cfg: TrainConfig, net: TaptrConfig, rank: int, world: int, start
     kw = dict(num_frames=cfg.frames, num_points=cfg.points, seed=cfg.seed, rank=rank, world_size=world,
               start_index=start_index, restart_ratio=cfg.restart_ratio)
     if cfg.data == "synthetic":
-        return synthetic_clips(net, presets=tuple(cfg.presets), **kw)
+        return synthetic_clips(net, presets=tuple(cfg.presets), workers=cfg.workers, **kw)
     return pickle_clips(cfg.data, net, **kw)
 
 
@@ -233,7 +243,24 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
                          extra={"best_aj": best_aj, "time_s": elapsed0 + time.time() - t_start})
         plot_run(out)
 
+    validated_at = -1
+
+    def validate_and_export(best: float) -> float:
+        """Validate the EMA model at `step`, export it (step file; best.pt if best); new best."""
+        nonlocal validated_at
+        validated_at = step
+        scored = ema.module if ema is not None else model
+        metrics = validate(scored, val_set)
+        val_log.write({"step": step, "time_s": elapsed0 + time.time() - t_start, **metrics})
+        meta = {"step": step, "val": metrics, "train_config": cfg.to_dict()}
+        if metrics["aj"] > best:
+            best = metrics["aj"]
+            export_model(out / "best.pt", scored, metadata=meta)
+        export_model(out / f"step{step:06d}.pt", scored, half=True, metadata=meta)
+        return best
+
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    autocast = precision_context(device, cfg.precision)
     while step < end:
         t0 = time.time()
         factor = lr_factor(step, cfg)
@@ -245,8 +272,9 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
             clip = _to(next(stream), device)
             ctx = wrapped.no_sync() if world > 1 and micro < cfg.batch - 1 else nullcontext()
             with ctx:
-                res = wrapped(clip.video, clip.query_xy, clip.query_t)
-                terms = tracking_loss(res, clip.gt_xy, clip.gt_occluded, weights)
+                with autocast:
+                    res = wrapped(clip.video, clip.query_xy, clip.query_t)
+                    terms = tracking_loss(res, clip.gt_xy, clip.gt_occluded, weights)
                 (terms.total / cfg.batch).backward()
             for k, v in terms.as_floats().items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.batch
@@ -269,17 +297,14 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
                                  "lr": cfg.lr * factor, **sums, "grad_norm": float(grad_norm),
                                  "step_s": time.time() - t0})
             if cfg.val_every and (step % cfg.val_every == 0 or step == end):
-                metrics = validate(ema.module if ema is not None else model, val_set)
-                val_log.write({"step": step, "time_s": elapsed0 + time.time() - t_start, **metrics})
-                if metrics["aj"] > best_aj:
-                    best_aj = metrics["aj"]
-                    export_model(out / "best.pt", ema.module if ema is not None else model,
-                                 metadata={"step": step, "val": metrics, "train_config": cfg.to_dict()})
-                export_model(out / f"step{step:06d}.pt", ema.module if ema is not None else model,
-                             half=True, metadata={"step": step, "val": metrics, "train_config": cfg.to_dict()})
+                best_aj = validate_and_export(best_aj)
         if time.time() - t_ckpt > cfg.checkpoint_every_s:
             save()
             t_ckpt = time.time()
+        if cfg.time_budget_s and time.time() - t_start > cfg.time_budget_s:
+            break
+    if is_main and cfg.val_every and step > 0 and validated_at != step:  # the time budget ended it
+        best_aj = validate_and_export(best_aj)
     save(final=True)
     bar.close()
     return {"rank": rank, "world_size": world, "step": step, "clips": clips, "best_aj": best_aj,

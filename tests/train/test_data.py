@@ -30,3 +30,17 @@ def test_stream_is_reproducible_and_resumable(tiny):
     first = [next(a) for _ in range(3)]
     b = synthetic_clips(tiny, num_frames=8, num_points=4, seed=1, start_index=2)
     assert torch.equal(next(b).gt_xy, first[2].gt_xy)
+
+
+def test_clips_from_worker_processes_equal_the_in_process_stream():
+    from taptr_ros.model.config import preset as net_preset
+    from taptr_ros.train.data import synthetic_clips
+    net = net_preset("tiny", input_hw=(32, 32))
+    kw = dict(num_frames=4, num_points=3, seed=4, start_index=5, presets=("easy", "still"))
+    serial = synthetic_clips(net, **kw)
+    parallel = synthetic_clips(net, workers=2, **kw)
+    for _ in range(5):
+        a, b = next(serial), next(parallel)
+        assert torch.equal(a.video, b.video) and torch.equal(a.gt_xy, b.gt_xy)
+        assert torch.equal(a.query_t, b.query_t)
+    parallel.close()

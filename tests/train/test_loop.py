@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from taptr_ros.model.checkpoint import load_checkpoint
@@ -107,3 +109,18 @@ def load_train_state_model(path):
 def preset_named(name):
     from taptr_ros.model.config import preset
     return preset(name)
+
+
+def test_time_budget_ends_the_run_validated_and_saved(tmp_path, tiny):
+    out = tmp_path / "budget"
+    summary = train(tiny, _cfg(steps=1000, time_budget_s=1e-9, val_every=500, val_per_preset=1),
+                    out, progress=False)
+    assert summary["step"] < 1000  # the budget, not the step count, ended it
+    rows = read_csv(out / "val.csv")
+    assert [int(r["step"]) for r in rows] == [summary["step"]]
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+
+
+def test_bf16_autocast_trains(tmp_path, tiny):
+    summary = train(tiny, _cfg(steps=2, precision="bf16"), tmp_path / "bf16", progress=False)
+    assert summary["step"] == 2 and math.isfinite(summary["total"])
