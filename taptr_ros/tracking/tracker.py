@@ -19,7 +19,7 @@ Semantics (DESIGN.md section 3), with W = window and S = stride frames:
 * Points join at a buffered frame s (latest by default) with the feature sampled from that
   frame's cached memory; they take part in every window decoded from then on and, when s
   lies in committed windows (s is the latest frame and a window tail, or an older buffered
-  stamp), in those too: they are committed again with them before the next push
+  stamp), in those too: they are committed again with them before the next decode
   (`taptr_ros.tracking.windows`, one extra decoder pass per window, only then). So every
   result published after the add equals the offline result on the video cut there with the
   point queried at s. Published frames are never revised (frame s's own results were
@@ -104,7 +104,7 @@ class OnlineTracker:
         self._next_id = 0
         self._failed: str | None = None    # run-thread state from here on
         self._unpublished: list[_Frame] = []
-        self._rejoin = False               # points joined the last committed window
+        self._rejoin = False               # points joined committed windows: decode them again
 
     # ------------------------------------------------------------------ queries
     @property
@@ -135,7 +135,7 @@ class OnlineTracker:
         """Start tracking points given in pixels of a buffered frame.
 
         The points start at that frame as if queried there offline: committed windows it lies
-        in are committed again with them before the next push (see the module docstring).
+        in are committed again with them before the next decode (see the module docstring).
 
         Args:
             xy_pixels: (N, 2) pixels (x, y) of the frame named by `stamp`, inside it
@@ -235,9 +235,10 @@ class OnlineTracker:
 
     @torch.inference_mode()
     def _apply(self, ops: list[tuple]) -> None:
-        """Apply queued ops in order (run lock held). Points that join the last committed window
-        mark it to be committed again at the next push or flush (`_rejoin`), once, with the
-        points tracked then: so the ops between two frames commute."""
+        """Apply queued ops in order (run lock held). Points that join a committed window mark
+        it to be committed again (`_rejoin`) at the next push (committed mode: the next push
+        that decodes) or flush, once, with the points tracked then: so the ops between two
+        frames commute."""
         for op in ops:
             if op[0] == "reset":
                 self._cache.clear()
@@ -255,6 +256,10 @@ class OnlineTracker:
                 f0, ref0 = self.model.init_queries(memory, xy_norm.to(self.device, self.dtype))
                 self._points.add(ids, frame, f0, ref0)
                 self._rejoin = self._rejoin or self._windows.joins(frame)
+
+    def _tail(self, index: int) -> bool:
+        """Frame `index` ends a window (committed from W - 1 on): t = W - 1 (mod S)."""
+        return (index - (self.options.window - 1)) % self.options.stride == 0
 
     def _recommit(self) -> None:
         """Commit the last committed window again if points joined it (run lock held)."""
@@ -297,7 +302,8 @@ class OnlineTracker:
                 self._frames.append((index, stamp, hw))
             try:
                 self._apply(ops)
-                self._recommit()
+                if self.options.mode == "immediate" or self._tail(index):  # committed mode: only
+                    self._recommit()                                       # before a decode
                 return self._step(frame, index, stamp, hw)
             except Exception as exc:
                 self._failed = f"frame {index} failed: {exc!r}"
@@ -339,8 +345,8 @@ class OnlineTracker:
         self._points.enter_frame(slot)
         t2 = self._sync()
         self._unpublished.append(_Frame(index, stamp, hw, 1e3 * (t1 - t0), 1e3 * (t2 - t1)))
-        w, s = self.options.window, self.options.stride
-        tail = (index - (w - 1)) % s == 0
+        w = self.options.window
+        tail = self._tail(index)
         commit = tail and index >= w - 1
         first = max(0, index - w + 1)
         if self.options.mode == "immediate":

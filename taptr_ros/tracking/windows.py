@@ -17,15 +17,17 @@ one the new point starts in, each from its kept input with the changes of the wi
 carried over (its overlap, its tail copy), with the points tracked now. One decoder pass per
 window joined (1 for a start frame in the last committed window only, 2 for one in the oldest
 W - S - j buffered frames when W = 2S and the latest frame is e + j), only when such a point
-arrives; several adds between two pushes cost one such run, at the next push (or flush). The
-buffered frames get the new state, the future state becomes the new tail, and the frames after
+arrives; the adds between two pushes cost one such run, at the next push (in committed mode
+the adds between two decoding pushes: at the next push that decodes, or flush). The buffered
+frames get the new state, the future state becomes the new tail, and the frames after
 e (never committed) restart from it. From then on every result equals the offline model's on
 the video cut there, with the point queried at s. Results already published are not revised;
 that includes frame s itself (published before the point could be added: the other points'
 results for frame s do not see it).
 
 To decode those windows again their frames' encoder memory must still be there: the ring
-buffer keeps the memory (not the keys/values) of 2W - 1 frames, W - 1 more than it buffers.
+buffer keeps the memory (not the keys/values) of W + ceil(W / S) S - 1 frames (`history_frames`;
+2W - 1, W - 1 more than it buffers, when S divides W).
 A window whose first frames are no longer buffered is decoded from the memory (keys and values
 projected in the pass), equal to the cached projections to float rounding. The points decoded
 again are those tracked now: a point removed since a commit no longer takes part.
@@ -52,7 +54,7 @@ class WindowDecoder:
     Args:
         model: the network.
         options: resolved `TrackerOptions`.
-        cache: the ring buffer (memory kept for 2W - 1 frames: `history_frames`).
+        cache: the ring buffer (memory kept for `history_frames` frames, 2W - 1 by default).
         points: the point registry (slots shared with `cache`, `history_windows` entries).
         dummy_xy: (P, 2) padding positions (`decode.dummy_positions`).
     """
@@ -178,6 +180,7 @@ def history_windows(options: TrackerOptions) -> int:
 
 
 def history_frames(options: TrackerOptions) -> int:
-    """Frames whose memory must be kept to decode those windows again: 2W - 1 (the oldest
-    buffered frame, latest - W + 1, lies in windows starting from latest - 2W + 2)."""
-    return 2 * options.window - 1
+    """Frames whose memory must be kept to decode the kept windows again until the next commit:
+    from the oldest one's first frame (tail - W + 1 - (K - 1) S, K = `history_windows`) to the
+    last frame before the next commit (tail + S - 1): W + K S - 1, = 2W - 1 when S divides W."""
+    return options.window + history_windows(options) * options.stride - 1

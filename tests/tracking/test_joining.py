@@ -60,6 +60,27 @@ def test_one_extra_decoder_pass_only_when_a_point_joins_the_committed_window(tin
         assert calls[7] == 5
 
 
+def test_committed_mode_decodes_again_once_before_its_next_decode(tiny, monkeypatch):
+    """Committed mode decodes only at frames 3 (mod 4): points joining [4, 11] after frames 12
+    and 13 are decoded into it once, at push 15, before [8, 15] is committed."""
+    frames = random_video(23, 17, (30, 40))
+    tracker = OnlineTracker(tiny, TrackerOptions(mode="committed"))
+    calls = count_passes(tiny, monkeypatch)
+    per_push = []
+    for t, frame in enumerate(frames):
+        before = len(calls)
+        tracker.push(frame, stamp=t)
+        per_push.append(len(calls) - before)
+        if t == 0:
+            tracker.add_points([[3.0, 4.0], [20.0, 10.0]])
+        if t == 12:
+            tracker.add_points([[30.0, 20.0]], stamp=9)
+        if t == 13:
+            tracker.add_points([[10.0, 25.0]], stamp=10)
+    assert per_push[12:] == [0, 0, 0, 2, 0]  # [4, 11] again (one pass for both), then [8, 15]
+    assert calls[-1] == calls[-2] == 4
+
+
 def test_ops_between_two_frames_commute(tiny):
     """A joining add and a removal land at the same boundary in either order: the window is
     committed again once, at the next push, with the points tracked then."""
