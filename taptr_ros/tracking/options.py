@@ -55,10 +55,11 @@ class TrackerOptions:
             ~220 MB per frame, 1.8 GB for W = 8; small: ~4 MB per frame). Same results to float
             rounding.
 
-    Memory: the encoder memory of 2W - 1 frames (taptrv2 ~22 MB a frame, 334 MB; small 0.7 MB,
-    10 MB): W buffered, W - 1 more so that committed windows can be decoded again when a point
-    joins them (`taptr_ros.tracking.windows`); keys/values of W frames when cached; per point
-    ((ceil(W / S) + 1) W + 1) states of dim + 7 floats (taptrv2: 26 kB, 27 MB for 1024 points).
+    Memory: the encoder memory of W + ceil(W / S) S - 1 frames, 2W - 1 = 15 by default (taptrv2
+    ~22 MB a frame, 334 MB; small 0.7 MB, 10 MB): W buffered, the others so that committed
+    windows can be decoded again when a point joins them (`taptr_ros.tracking.windows`);
+    keys/values of W frames when cached; per point ((ceil(W / S) + 1) W + 1) states of dim + 7
+    floats (taptrv2: 26 kB, 27 MB for 1024 points).
     """
 
     window: int | None = None
