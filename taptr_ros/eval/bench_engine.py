@@ -48,7 +48,7 @@ TARGETS = {
     "naive / immediate (min)": 3.0,
     "5000 / 800 (official)": 4.0,
 }
-"""Issue 8's targets, as ratios measured in one run."""
+"""The performance targets (README, Performance), as ratios measured in one run."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,8 @@ def _offline_run(model: TAPTRv2, frames: Sequence[np.ndarray], xy_px: np.ndarray
     return Sample(total, st.encoder, st.decoder), st.calls.get("decode_window", 0)
 
 
-def run_offline(model, frames, xy_px, window: int, device, clock, adds: Adds = Adds.none()) -> tuple[Sample, float]:
+def run_offline(model, frames, xy_px, window: int, device, clock,
+                adds: Adds = Adds.none()) -> tuple[Sample, float]:
     """Steady-state per-frame cost: (run(T) - run(W)) / (T - W); the added points start at
     their frames (all after the first W)."""
     every = np.concatenate([xy_px, adds.xy]) if len(adds.xy) else xy_px
@@ -236,7 +237,8 @@ def run_naive(model, frames, xy_px, window: int, device, clock, *, timed: int) -
     W encodes and one window decode)."""
     naive = NaiveWindowTracker(model)
     naive.prime(frames[:window], xy_px)
-    return _timed_pushes(model, lambda i, frame: naive.push(frame), frames[window:window + timed], device, clock)
+    return _timed_pushes(model, lambda i, frame: naive.push(frame), frames[window:window + timed], device,
+                         clock)
 
 
 # ---------------------------------------------------------------------- the benchmark
@@ -266,8 +268,8 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
             raise BenchError(f"--frames {options.frames} must exceed the window ({window}): the first "
                              f"{window} frames fill it and are not timed; try {window + 2 * stride}")
         hw = model.config.input_hw
-        adds = Adds.random(options.adds, window, options.frames, window, *options.image_hw, seed=options.seed) \
-            if options.adds else Adds.none()
+        adds = Adds.random(options.adds, window, options.frames, window, *options.image_hw,
+                           seed=options.seed) if options.adds else Adds.none()
         for n in options.points:
             xy = query_pixels(n, *options.image_hw, seed=options.seed)
             runners: dict[str, Callable[[], tuple[Sample, float]]] = {
@@ -296,7 +298,8 @@ def run_engine_bench(options: EngineBenchOptions, *, log: Callable[[str], None] 
                         f"{s.total:.1f} ms/frame (enc {s.encoder:.1f}, dec {s.decoder:.1f}, "
                         f"{p:.2f} decoder passes/frame)")
             for key, ss in samples.items():
-                result.cells.append(Cell(name, n, key, median_sample(ss), len(ss), float(np.median(passes[key]))))
+                result.cells.append(Cell(name, n, key, median_sample(ss), len(ss),
+                                         float(np.median(passes[key]))))
     return result
 
 

@@ -67,8 +67,8 @@ class FeatureCache:
 
     def _memory_slot(self, frame: int) -> int:
         if not self.holds_memory(frame):
-            raise KeyError(f"frame {frame}'s memory is not kept (frames {self.latest - self.memory_frames + 1}"
-                           f"..{self.latest} are)")
+            oldest = max(0, self.latest - self.memory_frames + 1)
+            raise KeyError(f"frame {frame}'s memory is not kept (frames {oldest}..{self.latest} are)")
         return frame % self.memory_frames
 
     def slot(self, frame: int) -> int:

@@ -181,7 +181,8 @@ class PointRegistry:
         w = self.window_content.shape[1]
         pick = known[None, :, None]
         vis0 = initial_vis_logits(len(rows), self.vis.shape[-1], device=self.vis.device, dtype=self.vis.dtype)
-        content = torch.where(pick, self.window_content[index][:, rows], self.f0[rows][None].expand(w, -1, -1))
-        ref = torch.where(pick, self.window_ref[index][:, rows], self.ref0[rows][None].expand(w, -1, -1))
+        f0, ref0 = self.f0[rows][None].expand(w, -1, -1), self.ref0[rows][None].expand(w, -1, -1)
+        content = torch.where(pick, self.window_content[index][:, rows], f0)
+        ref = torch.where(pick, self.window_ref[index][:, rows], ref0)
         vis = torch.where(pick, self.window_vis[index][:, rows], vis0[None].expand(w, -1, -1))
         return Trajectory(content, ref, vis), known

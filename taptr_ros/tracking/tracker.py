@@ -88,9 +88,9 @@ class OnlineTracker:
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         opts = self.options
+        kv_layers, extra = cfg.dec_layers if opts.cache_projections else 0, history_frames(opts) - opts.window
         self._cache = FeatureCache(opts.window, cfg.num_tokens(), cfg.hidden_dim, device=self.device,
-                                   dtype=self.dtype, kv_layers=cfg.dec_layers if opts.cache_projections else 0,
-                                   extra=history_frames(opts) - opts.window)
+                                   dtype=self.dtype, kv_layers=kv_layers, extra=extra)
         self._points = PointRegistry(opts.max_points, opts.window, cfg.hidden_dim, cfg.num_vis_classes,
                                      device=self.device, dtype=self.dtype, windows=history_windows(opts))
         dummy_xy = dummy_positions(opts.pad_queries_to, opts.pad_seed).to(self.device, self.dtype)

@@ -37,8 +37,9 @@ def test_engine_bench_with_adds_counts_decoder_passes(tmp_path, capsys):
     assert "decoder passes" in text and "6 points added" in text
     cells = {c["runner"]: c for c in json.loads(out.read_text())["cells"]}
     assert set(cells) == {"offline", "committed", "immediate"}  # the naive loop cannot add at old stamps
-    assert cells["offline"]["decoder_passes_per_frame"] == 0.25  # windows [4, 11], [8, 15] over 8 timed frames
+    passes = {runner: cell["decoder_passes_per_frame"] for runner, cell in cells.items()}
+    assert passes["offline"] == 0.25  # windows [4, 11], [8, 15] over the 8 timed frames
     # one pass per frame, two per 8 committed, plus the windows decoded again for joining points
-    assert cells["immediate"]["decoder_passes_per_frame"] > 1.0
-    assert cells["committed"]["decoder_passes_per_frame"] > 0.25
-    assert cells["immediate"]["decoder_passes_per_frame"] - 1.0 == cells["committed"]["decoder_passes_per_frame"] - 0.25
+    assert passes["immediate"] > 1.0 and passes["committed"] > 0.25
+    # committed mode decodes again only before its next decode: the adds until then share it
+    assert passes["committed"] - 0.25 <= passes["immediate"] - 1.0

@@ -110,5 +110,5 @@ def test_bag_lockstep_decodes_queries_together_as_the_official_model_does(model_
         at = t if mode == "immediate" else next((p for p in range(t, T) if p % 4 == 3), T)
         cut, known = min(at, T - 1), np.flatnonzero(qt < at)
         want = offline(model, video, cut, queries[known, 1:], qt[known], frame=t)
-        started = known[qt[known] < t]
-        np.testing.assert_allclose(run.tracks[started, t], want[qt[known] < t], atol=TOL, err_msg=f"frame {t}")
+        begun = qt[known] < t
+        np.testing.assert_allclose(run.tracks[known[begun], t], want[begun], atol=TOL, err_msg=f"frame {t}")
