@@ -73,13 +73,40 @@ def share_file(relative: str, environ: Mapping[str, str] | None = None) -> Path:
     return found
 
 
+def dds_profile_variables(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The profile variables to set for the Fast DDS this ROS 2 runs on.
+
+    Fast DDS 3.x (Kilted and later) reads ``FASTDDS_DEFAULT_PROFILES_FILE`` and warns at every
+    start when ``FASTRTPS_DEFAULT_PROFILES_FILE`` is set too; Fast DDS 2.x (Humble, Jazzy) reads
+    only the latter and ignores the former. The distribution is ``$ROS_DISTRO`` (set by a ROS
+    install's setup script), else the rclpy wheel installed (``ros-jazzy-rclpy``: Jazzy,
+    ``ros-rclpy``: Kilted); unknown = both variables.
+    """
+    environ = os.environ if environ is None else environ
+    distro = environ.get("ROS_DISTRO", "").strip().lower()
+    if not distro:
+        from importlib import metadata
+        for wheel, name in (("ros-jazzy-rclpy", "jazzy"), ("ros-rclpy", "kilted")):
+            try:
+                metadata.version(wheel)
+            except metadata.PackageNotFoundError:
+                continue
+            distro = name
+            break
+    if distro in ("humble", "iron", "jazzy"):
+        return DDS_PROFILE_VARIABLES
+    if distro:
+        return DDS_PROFILE_VARIABLES[:1]
+    return DDS_PROFILE_VARIABLES
+
+
 def set_dds_profile(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Make Fast DDS 2.x and 3.x read one profile: the shipped one unless the user chose one.
 
-    If neither variable of `DDS_PROFILE_VARIABLES` is set, both are set to the shipped
-    ``config/fastdds_shm.xml``; if the user set one, the other is set to the same file (so their
-    choice holds whichever Fast DDS runs); if both are set, or `DDS_PROFILE_OPT_OUT` is set,
-    nothing changes. Fast DDS reads the variables when the process's first ROS context starts:
+    If neither variable of `DDS_PROFILE_VARIABLES` is set, those of `dds_profile_variables`
+    (the running Fast DDS's) are set to the shipped ``config/fastdds_shm.xml``; if the user set
+    one, the missing ones among those get the same file (their choice holds whichever Fast DDS
+    runs); if `DDS_PROFILE_OPT_OUT` is set, nothing changes. Fast DDS reads the variables when the process's first ROS context starts:
     call this before ``rclpy.init``.
 
     Returns:
@@ -94,6 +121,6 @@ def set_dds_profile(environ: MutableMapping[str, str] | None = None) -> dict[str
         if profile is None:
             return {}
         chosen = str(profile)
-    added = {v: chosen for v in DDS_PROFILE_VARIABLES if not environ.get(v)}
+    added = {v: chosen for v in dds_profile_variables(environ) if not environ.get(v)}
     environ.update(added)
     return added

@@ -4,7 +4,10 @@ The repository's files (tracked, and untracked but not ignored) are copied into 
 workspace; colcon-core/colcon-cmake/colcon-ros from the venv build it against the ROS 2
 wheels' CMake configs (AMENT_PREFIX_PATH = CMAKE_PREFIX_PATH = the venv, no ROS install).
 Then a fresh process that sources the install space's setup script imports the interfaces
-and our Python package from the install space, and reads the installed config.
+and our Python package from the install space, and reads the installed config; then the
+installed ``taptr_tracker`` starts from the install space's environment, outside the source
+tree, with ``checkpoint: default`` (the model installed under share/taptr_ros/models), takes
+frames and publishes tracks.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def _copy_sources(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Path) -> None:
+def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Path, ros_isolation) -> None:
     if shutil.which("colcon", path=str(VENV / "bin")) is None:
         pytest.fail(f"colcon is missing from {VENV}/bin: run `make setup`")
     workspace = tmp_path / "ws"
@@ -126,3 +129,53 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
     for library in found["libraries"]:
         assert Path(library).is_relative_to(prefix / "lib"), library
     assert Path(found["share"]) == share
+
+    # The installed node, started as a robot would after sourcing the install space, from a
+    # directory outside any source tree, on the default model: it must find
+    # share/taptr_ros/models/default.pt and track.
+    assert (share / "models" / "default.pt").is_file()
+    node_env = dict(probe_env)
+    node_env.pop("TAPTR_DEFAULT_CHECKPOINT", None)
+    node_env["PYTHONUNBUFFERED"] = "1"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    command = (f'. "{workspace}/install/setup.sh" && exec "{prefix}/lib/taptr_ros/taptr_tracker" '
+               "--ros-args -p checkpoint:=default -p device:=cpu -p qos:=reliable -p cpu_threads:=1 "
+               "-r __ns:=/colcon -r image:=/colcon/image")
+    log_path = tmp_path / "installed_node.log"
+    with open(log_path, "wb") as log:
+        node = subprocess.Popen(["bash", "-c", command], cwd=outside, env=node_env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _track_through(node, log_path)
+        assert f"from {share / 'models' / 'default.pt'}" in log_path.read_text(), log_path.read_text()
+    finally:
+        from taptr_ros.ros.bag_node import stop_node
+        stop_node(node)
+
+
+def _track_through(node: subprocess.Popen, log_path: Path) -> None:
+    """Feed the node 3 frames, add 2 points, feed 3 more: tracks for each frame, with the points."""
+    import numpy as np
+
+    from taptr_ros.ros.client import RELIABLE, TrackerClient
+    from taptr_ros.ros.tracks_message import unpack_tracks
+
+    client = TrackerClient(tracker="/colcon/taptr_tracker", image_topic="/colcon/image",
+                           image_qos=RELIABLE, node_name="colcon_client")
+    try:
+        client.wait_until_ready(180, is_alive=lambda: node.poll() is None)
+        frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        ids: list[int] = []
+        for i in range(6):
+            stamp = 1_000_000_000 + i * 50_000_000
+            client.publish_frame(frame, stamp)
+            assert client.wait_for(lambda: client.tracks_for(stamp) is not None, 60), \
+                log_path.read_text()[-3000:]
+            assert sorted(unpack_tracks(client.tracks_for(stamp)).ids.tolist()) == sorted(ids)
+            if i == 2:
+                response = client.add_points([40.0, 100.0], [30.0, 80.0])
+                assert response.success, response.message
+                ids = list(response.ids)
+    finally:
+        client.close()

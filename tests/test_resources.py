@@ -44,14 +44,25 @@ def test_an_unregistered_prefix_is_not_searched(tmp_path) -> None:
         raise AssertionError("a missing file must raise")
 
 
-def test_dds_profile_set_for_both_fast_dds_versions() -> None:
-    env: dict[str, str] = {}
-    added = resources.set_dds_profile(env)
+def test_dds_profile_variables_follow_the_fast_dds_version() -> None:
+    fastdds, fastrtps = resources.DDS_PROFILE_VARIABLES
+    assert resources.dds_profile_variables({"ROS_DISTRO": "kilted"}) == (fastdds,)
+    assert resources.dds_profile_variables({"ROS_DISTRO": "rolling"}) == (fastdds,)
+    for distro in ("jazzy", "humble"):
+        assert resources.dds_profile_variables({"ROS_DISTRO": distro}) == (fastdds, fastrtps)
+
+
+def test_dds_profile_set_unless_the_user_chose_one() -> None:
     shipped = str(REPO / "config" / "fastdds_shm.xml")
-    assert added == env == {"FASTDDS_DEFAULT_PROFILES_FILE": shipped,
-                            "FASTRTPS_DEFAULT_PROFILES_FILE": shipped}
+    jazzy: dict[str, str] = {"ROS_DISTRO": "jazzy"}
+    assert resources.set_dds_profile(jazzy) == {"FASTDDS_DEFAULT_PROFILES_FILE": shipped,
+                                                "FASTRTPS_DEFAULT_PROFILES_FILE": shipped}
+    # Fast DDS 3 warns at every start when the old variable is set: only the new one
+    kilted: dict[str, str] = {"ROS_DISTRO": "kilted"}
+    assert resources.set_dds_profile(kilted) == {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in kilted
     # the user's choice wins, on either variable, and is carried to the other one
-    mine = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"}
+    mine = {"ROS_DISTRO": "jazzy", "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"}
     assert resources.set_dds_profile(mine) == {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"}
     assert mine["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/etc/my_profile.xml"
     both = {"FASTDDS_DEFAULT_PROFILES_FILE": "/a.xml", "FASTRTPS_DEFAULT_PROFILES_FILE": "/b.xml"}

@@ -1,7 +1,7 @@
 """Checkpoints: the official TAPTRv2 key map, the official `taptrv2.pth` layout, and our own.
 
 * `official_to_ours(key)`: pure function, official state_dict key -> our parameter name. It
-  covers all 614 official keys (``../shared/parity/taptrv2_state_dict_keys.tsv``), including the
+  covers all 614 official keys (``tests/fixtures/parity/taptrv2_state_dict_keys.tsv``), including the
   40 aliases: ``transformer.decoder.bbox_embed.*`` / ``transformer.decoder.class_embed.*`` are
   the same tensors as the top-level ``bbox_embed.*`` / ``class_embed.*`` and map to the same name.
 * `map_official_state_dict(sd)`: a whole official state_dict -> ours (aliases must agree).

@@ -195,7 +195,7 @@ def test_launch_file_declares_its_arguments_and_starts_this_node() -> None:
     tree = ast.parse((REPO / "launch" / "tracker.launch.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     declared = {c.args[0].value for c in calls if c.func.id == "DeclareLaunchArgument"}
-    assert declared == {"image", "params_file", "namespace", "checkpoint", "device"}
+    assert declared == {"image", "params_file", "namespace", "checkpoint", "device", "dds_profile"}
     (node,) = [c for c in calls if c.func.id == "Node"]
     keywords = {k.arg: k.value for k in node.keywords}
     assert {k: keywords[k].value for k in ("package", "executable", "name")} == {

@@ -214,7 +214,7 @@ def test_clicks_add_points(stream, node) -> None:
     assert f"click (60.0, 70.0): point {new_id} added" in node.output()
     # outside the image: a warning, no point
     _click_until_logged(stream, node, lambda: stream.client.click_point(WIDTH + 100.0, 70.0),
-                        f"click ({WIDTH + 100.0:.1f}, 70.0): points [0]")
+                        f"click ({WIDTH + 100.0:.1f}, 70.0) refused: points [0]")
     check_contract(stream.step(), stream.ids)
 
 
