@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--match-loss", type=float, default=0.0,
                    help="weight of the feature-matching loss on the finest memory level (ours, for "
                         "training from scratch; default 0 = the official losses only)")
+    p.add_argument("--occluded-weight", type=float, default=1.0,
+                   help="factor on the visibility loss of occluded entries (default 1, official)")
+    p.add_argument("--texture-videos", default="",
+                   help="comma-separated video files whose frames are used as photographic textures")
     p.add_argument("--seed", type=int, default=0, help="data and init seed (< 1000000)")
     p.add_argument("--data", default="synthetic", help="'synthetic' or a TAP-Vid pickle path")
     p.add_argument("--presets", default="easy,hard",
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, points=args.points,
                       lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
                       clip_norm=args.clip_norm, warmup=args.warmup, visible_only=args.visible_only,
-                      match_weight=args.match_loss,
+                      match_weight=args.match_loss, occluded_weight=args.occluded_weight,
+                      texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
                       seed=args.seed, data=args.data, init=args.init, precision=args.precision,
                       time_budget_s=args.time_budget, workers=args.workers,
                       presets=tuple(n for n in args.presets.split(",") if n), threads=args.threads, val_every=args.val_every,

@@ -18,6 +18,7 @@ from one ``numpy.random.Generator``: the same seed gives the same sequence, bit 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import cv2
@@ -58,6 +59,9 @@ class SyntheticConfig:
     blur_probability: float = 0.1        # chance a frame is blurred
     blur_sigma: float = 1.0              # max Gaussian blur sigma, px
     noise_std: float = 2.0               # Gaussian noise std, uint8 levels
+    motion_blur: float = 0.0             # chance a frame is blurred along the camera's motion
+    photo_probability: float = 0.6       # share of textures cropped from photographs
+    texture_videos: tuple[str, ...] = ()  # video files whose frames are photographs too
 
 
 _PRESETS: dict[str, SyntheticConfig] = {
@@ -73,6 +77,14 @@ _PRESETS: dict[str, SyntheticConfig] = {
     "still": SyntheticConfig(
         object_speed=(0.0, 0.0), object_rotation=0.0, object_zoom=0.0, cross_probability=0.0,
         camera_speed=0.0, camera_rotation=0.0, camera_zoom=0.0, camera_perspective=0.0,
+    ),
+    # a robot's camera panning: fast background motion blurred along its direction, small
+    # fast objects crossing, mostly photographic textures
+    "pan": SyntheticConfig(
+        min_objects=1, max_objects=5, object_size=(0.06, 0.2), object_speed=(2.0, 8.0),
+        object_rotation=0.02, cross_probability=0.6, camera_speed=8.0, camera_rotation=0.005,
+        camera_zoom=0.005, camera_perspective=0.1, canvas_scale=2.2, brightness=0.15,
+        blur_probability=0.1, motion_blur=0.5, photo_probability=0.9, noise_std=3.0,
     ),
 }
 
@@ -151,13 +163,15 @@ def sample_scene(rng: np.random.Generator, config: SyntheticConfig) -> Scene:
     """Draw textures, masks and motions of one random scene."""
     H, W = config.height, config.width
     canvas_hw = (int(np.ceil(H * config.canvas_scale)), int(np.ceil(W * config.canvas_scale)))
-    background = Layer(random_texture(rng, *canvas_hw), None, camera_transforms(rng, config, canvas_hw))
+    texture = functools.partial(random_texture, photo_probability=config.photo_probability,
+                                videos=config.texture_videos)
+    background = Layer(texture(rng, *canvas_hw), None, camera_transforms(rng, config, canvas_hw))
     layers = [background]
     for _ in range(rng.integers(config.min_objects, config.max_objects + 1)):
         diameter = rng.uniform(*config.object_size) * min(H, W)
         aspect = np.exp(rng.uniform(-0.4, 0.4))
         hw = (max(8, int(diameter * aspect)), max(8, int(diameter / aspect)))
-        layers.append(Layer(random_texture(rng, *hw), random_mask(rng, *hw),
+        layers.append(Layer(texture(rng, *hw), random_mask(rng, *hw),
                             object_transforms(rng, config, hw)))
     return Scene(tuple(layers), H, W)
 
@@ -240,8 +254,39 @@ def render(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return video, layer_map
 
 
-def photometric(rng: np.random.Generator, video: np.ndarray, config: SyntheticConfig) -> np.ndarray:
-    """Brightness drift, random blur and noise; (T, H, W, 3) float32 in, uint8 out. Moves nothing."""
+def camera_motion(scene: Scene) -> np.ndarray:
+    """(T, 2) float64 frame pixels (x, y): how far the frame centre's background point moved
+    since the previous frame (0 at frame 0); the direction and length of camera motion blur."""
+    centre = np.array([(scene.width - 1) / 2, (scene.height - 1) / 2])
+    transforms = scene.layers[0].transforms
+    canvas_xy = apply_homography(np.linalg.inv(transforms[0]), centre)
+    xy = np.stack([apply_homography(m, canvas_xy) for m in transforms])
+    return np.diff(xy, axis=0, prepend=xy[:1])
+
+
+def motion_blur_kernel(displacement: np.ndarray, exposure: float) -> np.ndarray | None:
+    """A normalised line kernel along ``exposure * displacement`` (px, x/y); None if under 1 px."""
+    dx, dy = exposure * np.asarray(displacement, np.float64)
+    length = float(np.hypot(dx, dy))
+    if length < 1.0:
+        return None
+    half = int(np.ceil(length / 2))
+    kernel = np.zeros((2 * half + 1, 2 * half + 1), np.float32)
+    ends = [(half - dx / 2, half - dy / 2), (half + dx / 2, half + dy / 2)]
+    shift = 4
+    cv2.line(kernel, *[tuple(int(round(v * (1 << shift))) for v in e) for e in ends], 1.0,
+             thickness=1, lineType=cv2.LINE_AA, shift=shift)
+    return kernel / kernel.sum()
+
+
+def photometric(rng: np.random.Generator, video: np.ndarray, config: SyntheticConfig,
+                motion: np.ndarray | None = None) -> np.ndarray:
+    """Brightness drift, random blur and noise; (T, H, W, 3) float32 in, uint8 out. Moves nothing.
+
+    With ``config.motion_blur`` > 0 and ``motion`` ((T, 2) px per frame, `camera_motion`), a
+    frame is blurred along the camera's motion with that probability (exposure 30-100% of the
+    frame interval); the tracks stay those of the frame's instant (the blur's centre).
+    """
     T = video.shape[0]
     gain = 1.0 + config.brightness * np.sin(rng.uniform(0.5, 2.0) * np.pi * np.arange(T) / max(T, 1)
                                              + rng.uniform(0, 2 * np.pi))
@@ -251,6 +296,10 @@ def photometric(rng: np.random.Generator, video: np.ndarray, config: SyntheticCo
         frame = video[t] * gain[t] + offset
         if rng.random() < config.blur_probability:
             frame = cv2.GaussianBlur(frame, (0, 0), rng.uniform(0.3, max(config.blur_sigma, 0.3)))
+        if config.motion_blur > 0 and motion is not None and rng.random() < config.motion_blur:
+            kernel = motion_blur_kernel(motion[t], rng.uniform(0.3, 1.0))
+            if kernel is not None:
+                frame = cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
         if config.noise_std > 0:
             frame = frame + rng.standard_normal(frame.shape, np.float32) * config.noise_std
         out[t] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
@@ -323,7 +372,7 @@ def generate_sequence(config: SyntheticConfig, rng: np.random.Generator | int | 
     point_layer, texture_xy, query_frames = sample_points(rng, scene, config)
     tracks, occluded = point_tracks(scene, point_layer, texture_xy)
     clean, layer_map = render(scene)
-    video = photometric(rng, clean, config)
+    video = photometric(rng, clean, config, camera_motion(scene))
     return SyntheticSequence(
         video=video, tracks=tracks.astype(np.float32), occluded=occluded,
         point_layer=point_layer, query_frames=query_frames,

@@ -1,7 +1,8 @@
 """Texture and alpha-mask sources for the synthetic sequences.
 
 Photographs come from scikit-image's bundled sample images (``skimage.data``, shipped in the
-wheel, no download; permissively licensed, see ``skimage/data/README.txt``). Procedural
+wheel, no download; permissively licensed, see ``skimage/data/README.txt``) and, for training
+runs that name them, frames of real camera videos (`video_frames`). Procedural
 textures (multi-octave noise, rotated checkers, sinusoid gratings) add unlimited variety.
 Every function takes a ``numpy.random.Generator`` and is deterministic given its state.
 """
@@ -47,13 +48,53 @@ def skimage_texture(name: str) -> np.ndarray:
     return image
 
 
-def photo_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A random crop of a random sample photo, rescaled, flipped and colour-permuted.
+@functools.lru_cache(maxsize=None)
+def video_frames(path: str, *, count: int = 12) -> tuple[np.ndarray, ...]:
+    """``count`` frames spread evenly over a video file, RGB uint8 (H, W, 3), longest side <= 640.
+
+    Real camera footage as texture: its statistics are those the tracker meets on a robot.
+    Cached and read-only.
+
+    Raises:
+        FileNotFoundError: the file cannot be opened or holds no frame.
+    """
+    capture = cv2.VideoCapture(path)
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    frames = []
+    for index in np.linspace(0, max(total - 1, 0), count).round().astype(int) if total > 0 else ():
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+        ok, bgr = capture.read()
+        if not ok:
+            continue
+        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        scale = _MAX_SIDE / max(image.shape[:2])
+        if scale < 1.0:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image.setflags(write=False)
+        frames.append(image)
+    capture.release()
+    if not frames:
+        raise FileNotFoundError(f"no frame could be read from texture video {path!r}")
+    return tuple(frames)
+
+
+def photo_texture(rng: np.random.Generator, height: int, width: int,
+                  videos: tuple[str, ...] = ()) -> np.ndarray:
+    """A random crop of a photograph, rescaled, flipped and colour-permuted.
+
+    The photograph is a scikit-image sample or, when ``videos`` are given, with probability
+    1/2 a frame of one of those video files (`video_frames`). With no videos the draws from
+    ``rng`` are those of earlier versions (the held-out splits do not change).
 
     Returns:
         (height, width, 3) uint8 RGB.
     """
-    image = skimage_texture(SKIMAGE_TEXTURES[rng.integers(len(SKIMAGE_TEXTURES))])
+    if videos and rng.random() < 0.5:
+        frames = video_frames(videos[rng.integers(len(videos))])
+        image = frames[rng.integers(len(frames))]
+    else:
+        image = skimage_texture(SKIMAGE_TEXTURES[rng.integers(len(SKIMAGE_TEXTURES))])
     cover = max(height / image.shape[0], width / image.shape[1])
     scale = cover * rng.uniform(1.0, 1.8)
     size = (max(width, int(np.ceil(image.shape[1] * scale))),
@@ -130,14 +171,14 @@ _PROCEDURAL = (noise_texture, checker_texture, sinusoid_texture)
 
 
 def random_texture(rng: np.random.Generator, height: int, width: int,
-                   *, photo_probability: float = 0.6) -> np.ndarray:
-    """A photo crop (probability ``photo_probability``) or a procedural texture.
+                   *, photo_probability: float = 0.6, videos: tuple[str, ...] = ()) -> np.ndarray:
+    """A photo crop (probability ``photo_probability``, see `photo_texture`) or a procedural one.
 
     Returns:
         (height, width, 3) uint8 RGB.
     """
     if rng.random() < photo_probability:
-        return photo_texture(rng, height, width)
+        return photo_texture(rng, height, width, videos)
     return _PROCEDURAL[rng.integers(len(_PROCEDURAL))](rng, height, width)
 
 

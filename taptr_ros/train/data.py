@@ -95,7 +95,7 @@ def synthetic_clip(config: TaptrConfig, presets: tuple[synthetic.SyntheticConfig
 
 def synthetic_clips(config: TaptrConfig, *, num_frames: int, num_points: int, seed: int,
                     rank: int = 0, world_size: int = 1, start_index: int = 0,
-                    presets: tuple[str, ...] = ("easy", "hard"),
+                    presets: tuple[str, ...] = ("easy", "hard"), texture_videos: tuple[str, ...] = (),
                     restart_ratio: float = 0.25, workers: int = 0) -> Iterator[Clip]:
     """Endless synthetic clips at the network input size.
 
@@ -104,11 +104,13 @@ def synthetic_clips(config: TaptrConfig, *, num_frames: int, num_points: int, se
     `TRAIN_SEED_LIMIT` so the held-out splits are never trained on. ``start_index`` lets a
     resumed run continue the stream where it stopped. ``workers`` > 0 generates the next
     2 x workers clips in that many processes while the caller trains (same clips, same order).
+    ``texture_videos`` are given to every preset (`SyntheticConfig.texture_videos`).
     """
     if seed >= TRAIN_SEED_LIMIT:
         raise ValueError(f"training seed {seed} must be below {TRAIN_SEED_LIMIT} (held-out seeds)")
     h, w = config.input_hw
-    cfgs = tuple(synthetic.preset(p, num_frames=num_frames, height=h, width=w, num_points=num_points)
+    cfgs = tuple(synthetic.preset(p, num_frames=num_frames, height=h, width=w, num_points=num_points,
+                                  texture_videos=tuple(texture_videos))
                  for p in presets)
     indices = itertools.count(start_index + rank, world_size)
     if workers <= 0:

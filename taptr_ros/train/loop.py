@@ -65,10 +65,14 @@ class TrainConfig:
         restart_ratio: share of tracks restarted at a random visible frame (official 1/4).
         visible_only: supervise positions only where visible (TAPTRv3); see `LossWeights`.
         match_weight: weight of the feature-matching loss (ours, 0 = official; see `LossWeights`).
+        occluded_weight: factor on the visibility loss of occluded entries (ours, 1 = official;
+            `LossWeights.occluded`).
         seed: seed of the clip stream and of the network initialisation.
         data: "synthetic" or a TAP-Vid pickle path.
         presets: synthetic difficulty presets, clip i drawn from ``presets[i % len]`` (repeat a
             name to weight it, e.g. easy, hard, easy, hard, still = 20% still clips).
+        texture_videos: video files whose frames join the photographs the synthetic textures
+            are cropped from (`taptr_ros.data.textures.video_frames`); () = photographs only.
         precision: "fp32", or "bf16"/"fp16" autocast of the forward pass and losses (GPU runs;
             `taptr_ros.model.inference.precision_context`); weights and optimiser stay fp32.
         time_budget_s: end this invocation after this many seconds of training (0 = no limit;
@@ -99,9 +103,11 @@ class TrainConfig:
     restart_ratio: float = 0.25
     visible_only: bool = False
     match_weight: float = 0.0
+    occluded_weight: float = 1.0
     seed: int = 0
     data: str = "synthetic"
     presets: tuple[str, ...] = ("easy", "hard")
+    texture_videos: tuple[str, ...] = ()
     init: str = ""
     precision: str = "fp32"
     time_budget_s: float = 0.0
@@ -162,7 +168,8 @@ def clip_stream(cfg: TrainConfig, net: TaptrConfig, rank: int, world: int, start
     kw = dict(num_frames=cfg.frames, num_points=cfg.points, seed=cfg.seed, rank=rank, world_size=world,
               start_index=start_index, restart_ratio=cfg.restart_ratio)
     if cfg.data == "synthetic":
-        return synthetic_clips(net, presets=tuple(cfg.presets), workers=cfg.workers, **kw)
+        return synthetic_clips(net, presets=tuple(cfg.presets),
+                               texture_videos=tuple(cfg.texture_videos), workers=cfg.workers, **kw)
     return pickle_clips(cfg.data, net, **kw)
 
 
@@ -219,7 +226,8 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
         wrapped = nn.parallel.DistributedDataParallel(
             wrapped, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)  # middle layers' visibility heads get no loss
-    weights = LossWeights(visible_only=cfg.visible_only, match=cfg.match_weight)
+    weights = LossWeights(visible_only=cfg.visible_only, match=cfg.match_weight,
+                          occluded=cfg.occluded_weight)
     # each step consumes batch clips on every rank; clip indices are global over ranks
     stream = clip_stream(cfg, net_config, rank, world, clips)
     is_main = rank == 0
