@@ -32,15 +32,15 @@ import json, sys
 import taptr_ros
 from taptr_ros.msg import TrackedPoints
 from taptr_ros.srv import AddPoints, RemovePoints
-from taptr_ros.ros import image_conversion
+from taptr_ros.messages import raw_image
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
 from ament_index_python.packages import get_package_share_directory
 
 msg = TrackedPoints(width=3, height=4, ids=[7, 8])
 assert deserialize_message(serialize_message(msg), TrackedPoints).ids.tolist() == [7, 8]
-image = image_conversion.numpy_to_image(np.zeros((4, 3, 3), np.uint8), "rgb8", step=10)
-assert image_conversion.image_to_numpy(image).shape == (4, 3, 3)
+image = raw_image.numpy_to_image(np.zeros((4, 3, 3), np.uint8), "rgb8", step=10)
+assert raw_image.image_to_numpy(image).shape == (4, 3, 3)
 AddPoints.Response(ids=[1], success=True); RemovePoints.Request(all=True)
 
 import rclpy
@@ -58,7 +58,7 @@ print(json.dumps({
     "version": getattr(taptr_ros, "__version__", None),
     "msg": sys.modules["taptr_ros.msg._tracked_points"].__file__,
     "srv": sys.modules["taptr_ros.srv._add_points"].__file__,
-    "image_conversion": image_conversion.__file__,
+    "raw_image": raw_image.__file__,
     "typesupport": sys.modules[typesupport].__file__,
     "libraries": libraries,
     "share": share,
@@ -98,7 +98,7 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
     site = prefix / "lib" / python / "site-packages"
     for path in ("taptr_ros/msg/_tracked_points.py", "taptr_ros/srv/_add_points.py",
                  "taptr_ros/srv/_remove_points.py", "taptr_ros/__init__.py",
-                 "taptr_ros/ros/image_conversion.py", "taptr_ros/ros/tracks_message.py"):
+                 "taptr_ros/messages/raw_image.py", "taptr_ros/messages/tracks.py"):
         assert (site / path).is_file(), path
     for executable in ("taptr_tracker", "taptr"):
         path = prefix / "lib" / "taptr_ros" / executable
@@ -123,7 +123,7 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
     assert probe.returncode == 0, probe.stdout + probe.stderr
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     assert found["version"] is not None, "our __init__.py was replaced by rosidl's"
-    for key in ("msg", "srv", "image_conversion", "typesupport"):
+    for key in ("msg", "srv", "raw_image", "typesupport"):
         assert Path(found[key]).is_relative_to(site), (key, found[key])
     assert found["libraries"], "no libtaptr_ros__*.so was loaded"
     for library in found["libraries"]:
@@ -150,7 +150,7 @@ def test_colcon_build_installs_interfaces_executables_launch_config(tmp_path: Pa
         _track_through(node, log_path)
         assert f"from {share / 'models' / 'default.pt'}" in log_path.read_text(), log_path.read_text()
     finally:
-        from taptr_ros.ros.bag_node import stop_node
+        from taptr_ros.ros.tools.child_node import stop_node
         stop_node(node)
 
 
@@ -158,8 +158,8 @@ def _track_through(node: subprocess.Popen, log_path: Path) -> None:
     """Feed the node 3 frames, add 2 points, feed 3 more: tracks for each frame, with the points."""
     import numpy as np
 
-    from taptr_ros.ros.client import RELIABLE, TrackerClient
-    from taptr_ros.ros.tracks_message import unpack_tracks
+    from taptr_ros.messages.tracks import unpack_tracks
+    from taptr_ros.ros.tools.client import RELIABLE, TrackerClient
 
     client = TrackerClient(tracker="/colcon/taptr_tracker", image_topic="/colcon/image",
                            image_qos=RELIABLE, node_name="colcon_client")

@@ -57,8 +57,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def run_engine(args: argparse.Namespace) -> int:
-    from taptr_ros.eval.bench_common import BenchError
-    from taptr_ros.eval.bench_engine import EngineBenchOptions, format_engine_tables, run_engine_bench
+    from taptr_ros.bench.common import BenchError
+    from taptr_ros.bench.engine import (
+        EngineBenchOptions,
+        format_engine_tables,
+        run_engine_bench,
+    )
 
     options = EngineBenchOptions(
         presets=args.presets, points=args.points, modes=args.modes, frames=args.frames,
@@ -81,8 +85,12 @@ def run_engine(args: argparse.Namespace) -> int:
 
 
 def run_memory(args: argparse.Namespace) -> int:
-    from taptr_ros.eval.bench_common import BenchError
-    from taptr_ros.eval.bench_memory import MemoryBenchOptions, format_memory_tables, run_memory_bench
+    from taptr_ros.bench.common import BenchError
+    from taptr_ros.bench.memory import (
+        MemoryBenchOptions,
+        format_memory_tables,
+        run_memory_bench,
+    )
 
     options = MemoryBenchOptions(
         preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, frames=args.frames,
@@ -103,8 +111,12 @@ def run_memory(args: argparse.Namespace) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    from taptr_ros.eval.bench_common import BenchError
-    from taptr_ros.ros.bench_node import NodeBenchOptions, format_node_tables, run_node_bench
+    from taptr_ros.bench.common import BenchError
+    from taptr_ros.ros.tools.bench_node import (
+        NodeBenchOptions,
+        format_node_tables,
+        run_node_bench,
+    )
 
     options = NodeBenchOptions(
         preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, rate=args.rate,
@@ -125,7 +137,11 @@ def run_node(args: argparse.Namespace) -> int:
 
 
 def run_transport(args: argparse.Namespace) -> int:
-    from taptr_ros.ros.bench_transport import format_transport, run_transport, runs_to_json
+    from taptr_ros.ros.tools.bench_transport import (
+        format_transport,
+        run_transport,
+        runs_to_json,
+    )
 
     runs = []
     for height, width in args.sizes:

@@ -3,7 +3,7 @@
 Runs the real ``taptr-tracker`` node as a process, plays media/trackon_sample.mp4 into it over
 rclpy, adds a grid of points through ``~/add_points`` (more mid-stream, some removed later),
 and writes out/demo_overlay.mp4, out/demo_tracks.npz and out/demo_summary.json. No GPU, no
-ROS install, no download (see taptr_ros.ros.demo).
+ROS install, no download (see taptr_ros.ros.tools.demo).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.grid < 1:
         print(f"taptr demo: --grid must be at least 1, got {args.grid}", file=sys.stderr)
         return 2
-    from taptr_ros.ros.demo import DemoError, DemoOptions, run_demo
+    from taptr_ros.ros.tools.demo import DemoError, DemoOptions, run_demo
 
     params_file = REPO / "config" / "tracker.yaml"
     options = DemoOptions(checkpoint=checkpoint.resolve(), video=args.video, out=args.out,

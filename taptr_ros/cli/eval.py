@@ -115,7 +115,7 @@ def _read_footage(path: str, max_frames: int):
     import numpy as np
 
     if os.path.isdir(path):
-        from taptr_ros.eval.bag_io import BagReader
+        from taptr_ros.bags.storage import BagReader
 
         with BagReader(path) as bag:
             frames = []

@@ -7,12 +7,9 @@ column/row (that of ``cv2.warpPerspective``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from taptr_ros.data.synthetic import SyntheticConfig
+from taptr_ros.data.synthetic_config import SyntheticConfig
 
 
 def apply_homography(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:

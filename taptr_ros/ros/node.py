@@ -28,7 +28,10 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+)
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -37,17 +40,17 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud
 from std_srvs.srv import Trigger
 
 from taptr_ros.data.video import draw_tracks
+from taptr_ros.messages.raw_image import ImageConversionError, numpy_to_image
+from taptr_ros.messages.rgb8 import compressed_to_rgb8, image_to_rgb8
+from taptr_ros.messages.tracks import pack_tracks
 from taptr_ros.msg import TrackedPoints
 from taptr_ros.resources import set_dds_profile
 from taptr_ros.ros import services
 from taptr_ros.ros.callback_guard import CallbackGuard
 from taptr_ros.ros.diagnostics import NodeStats, build_diagnostics
 from taptr_ros.ros.features import FeatureCloud
-from taptr_ros.ros.image_conversion import (ImageConversionError, compressed_to_rgb8,
-                                            image_to_rgb8, numpy_to_image)
 from taptr_ros.ros.parameters import declare_parameters
 from taptr_ros.ros.tracker_setup import build_tracker
-from taptr_ros.ros.tracks_message import pack_tracks
 from taptr_ros.ros.wire import decode_image_message
 from taptr_ros.ros.worker import LatestWorker
 from taptr_ros.srv import AddPoints, RemovePoints

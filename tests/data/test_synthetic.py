@@ -7,9 +7,15 @@ import time
 import numpy as np
 import pytest
 
+from taptr_ros.data.render import render
+from taptr_ros.data.scene import Layer, Scene, bilinear, point_tracks
 from taptr_ros.data.splits import HELDOUT, TRAIN_SEED_LIMIT, SplitSpec
-from taptr_ros.data.synthetic import (Layer, Scene, SyntheticConfig, bilinear, generate_sequence,
-                                      generate_tapvid, point_tracks, preset, render)
+from taptr_ros.data.synthetic import (
+    SyntheticConfig,
+    generate_sequence,
+    generate_tapvid,
+    preset,
+)
 
 # Camera and objects only translate: a patch keeps its shape between any two frames.
 TRANSLATION_ONLY = dict(camera_rotation=0.0, camera_zoom=0.0, camera_perspective=0.0,
@@ -163,7 +169,7 @@ def test_generate_tapvid_video_i_does_not_depend_on_the_count():
 def test_objects_enter_or_leave_when_asked():
     config = preset("easy", cross_probability=1.0, num_frames=24)
     rng = np.random.default_rng(4)
-    from taptr_ros.data.synthetic import sample_scene
+    from taptr_ros.data.scene import sample_scene
 
     for _ in range(3):
         scene = sample_scene(rng, config)

@@ -95,8 +95,8 @@ def test_bag_lockstep_decodes_queries_together_as_the_official_model_does(model_
     equals the offline model on the cut at its publishing push p (t; committed mode: the next
     frame = 3 mod 4, or the flush after the last) with every query added before that push
     (frames < p), tail frames too."""
-    from taptr_ros.eval.bag_engine import make_engine_factory, run_lockstep
-    from taptr_ros.eval.bag_io import BagImage
+    from taptr_ros.bags.engine import make_engine_factory, run_lockstep
+    from taptr_ros.bags.storage import BagImage
     from taptr_ros.tracking.options import TrackerOptions
 
     model, checkpoint = model_and_checkpoint

@@ -16,11 +16,11 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-
 from taptr_ros.msg import TrackedPoints
-from taptr_ros.ros.image_conversion import image_to_numpy, numpy_to_image
-from taptr_ros.ros.tracks_message import pack_tracks, unpack_tracks
 from taptr_ros.srv import AddPoints, RemovePoints
+
+from taptr_ros.messages.raw_image import image_to_numpy, numpy_to_image
+from taptr_ros.messages.tracks import pack_tracks, unpack_tracks
 
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -16,12 +16,12 @@ pytest.importorskip("launch_ros", exc_type=ImportError)
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
-from taptr_ros.ros.client import TrackerClient  # noqa: E402
-from taptr_ros.ros.tracks_message import unpack_tracks  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
+from taptr_ros.messages.tracks import unpack_tracks  # noqa: E402
+from taptr_ros.ros.tools.client import TrackerClient  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "launched"

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from taptr_ros.data.video import read_video
-from taptr_ros.ros.client import RELIABLE, TrackerClient
+from taptr_ros.messages.tracks import unpack_tracks
 from taptr_ros.ros.diagnostics import diagnostics_values
 from taptr_ros.ros.services import stamp_to_ns
-from taptr_ros.ros.tracks_message import unpack_tracks
+from taptr_ros.ros.tools.client import RELIABLE, TrackerClient
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "/t_options"

@@ -11,12 +11,12 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
+from taptr_ros.srv import AddPoints, RemovePoints
 
 from taptr_ros.ros import services
 from taptr_ros.ros.diagnostics import NodeStats, build_diagnostics, diagnostics_values
 from taptr_ros.ros.features import CHANNELS, FeatureCloud
 from taptr_ros.ros.worker import LatestWorker
-from taptr_ros.srv import AddPoints, RemovePoints
 
 # ----------------------------------------------------------------------------- worker
 
@@ -182,7 +182,7 @@ def test_diagnostics_levels_and_values() -> None:
 
 
 def test_isolation_never_picks_the_domain_it_leaves(monkeypatch) -> None:
-    from taptr_ros.ros.bag_node import isolate_ros_domain
+    from taptr_ros.ros.tools.child_node import isolate_ros_domain
 
     monkeypatch.setattr(os, "environ", dict(os.environ))  # the session's environment stays as is
     seen = set()

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from taptr_ros.ros.client import RELIABLE, TrackerClient
+from taptr_ros.messages.raw_image import numpy_to_image
+from taptr_ros.messages.tracks import unpack_tracks
 from taptr_ros.ros.diagnostics import diagnostics_values
-from taptr_ros.ros.image_conversion import numpy_to_image
 from taptr_ros.ros.services import ns_to_time
-from taptr_ros.ros.tracks_message import unpack_tracks
+from taptr_ros.ros.tools.client import RELIABLE, TrackerClient
 
 pytestmark = pytest.mark.slow
 

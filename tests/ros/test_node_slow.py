@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from taptr_ros.data.video import read_video
-from taptr_ros.ros.client import TrackerClient
 from taptr_ros.ros.diagnostics import diagnostics_values
 from taptr_ros.ros.services import stamp_to_ns
+from taptr_ros.ros.tools.client import TrackerClient
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "/t_slow"

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from taptr_ros.data.video import read_video
-from taptr_ros.ros.client import RELIABLE, TrackerClient
+from taptr_ros.messages.raw_image import image_to_numpy
+from taptr_ros.messages.tracks import Tracks, unpack_tracks
 from taptr_ros.ros.diagnostics import diagnostics_values
 from taptr_ros.ros.features import CHANNELS
-from taptr_ros.ros.image_conversion import image_to_numpy
 from taptr_ros.ros.services import stamp_to_ns
-from taptr_ros.ros.tracks_message import Tracks, unpack_tracks
+from taptr_ros.ros.tools.client import RELIABLE, TrackerClient
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "/t_tracking"

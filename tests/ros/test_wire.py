@@ -11,8 +11,9 @@ import pytest
 from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
 
-from taptr_ros.ros.image_conversion import (ImageConversionError, compressed_to_rgb8,
-                                            image_to_rgb8, numpy_to_compressed, numpy_to_image)
+from taptr_ros.messages.compressed_image import numpy_to_compressed
+from taptr_ros.messages.raw_image import ImageConversionError, numpy_to_image
+from taptr_ros.messages.rgb8 import compressed_to_rgb8, image_to_rgb8
 from taptr_ros.ros.services import ns_to_time
 from taptr_ros.ros.wire import decode_image_message
 

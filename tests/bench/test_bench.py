@@ -1,0 +1,145 @@
+"""The benchmarks' own pieces: the naive loop is a correct baseline, the runners and tables work."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from random_weights import randomize  # tests/random_weights.py
+
+from taptr_ros.bench.common import (
+    BenchError,
+    Sample,
+    format_table,
+    resolve_clock,
+    resolve_dtype,
+    synthetic_frames,
+    timed_stages,
+)
+from taptr_ros.bench.naive import NaiveWindowTracker
+from taptr_ros.model.config import preset
+from taptr_ros.model.preprocess import pixels_to_norm, preprocess_frame
+from taptr_ros.model.taptr import TAPTRv2, track_video
+
+
+@pytest.fixture(scope="module")
+def make_model():
+    """make_model(name, seed=0) -> randomised network of a preset, eval mode (no conftest.py
+    here: a second module named conftest would shadow tests/tracking's helpers)."""
+    def build(name: str, seed: int = 0) -> TAPTRv2:
+        torch.manual_seed(seed)
+        return randomize(TAPTRv2(preset(name)), seed).eval()
+    return build
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_naive_loop_equals_offline_on_the_cut_video(make_model):
+    """Every frame's result = track_video on the video cut at that frame (the engine's
+    immediate semantics), so the naive baseline does the same job as the engine."""
+    model = make_model("tiny", seed=2)
+    frames = synthetic_frames(14, 40, 56, seed=3)
+    xy = np.array([[5.0, 7.0], [30.5, 20.0], [55.0, 39.0]])
+    naive = NaiveWindowTracker(model)
+    got = []
+    for t, frame in enumerate(frames):
+        got.append(naive.push(frame))
+        if t == 0:
+            naive.add_points(xy)
+    video = torch.stack([preprocess_frame(f, model.config) for f in frames])
+    xy_norm = torch.from_numpy(pixels_to_norm(xy, 56, 40))
+    for t in range(1, len(frames)):
+        with torch.no_grad():
+            ref = track_video(model, video[:t + 1], xy_norm, torch.zeros(3, dtype=torch.long),
+                              content_propagation_gap=1)
+        expect = ref.xy_norm[t].numpy() * np.array([55, 39])
+        np.testing.assert_allclose(got[t][0], expect, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(got[t][1], ref.vis_logits[t, :, 1].sigmoid().numpy(), atol=1e-5, rtol=0)
+
+
+def test_timed_stages_splits_encoder_and_decoder(make_model):
+    model = make_model("tiny", seed=1)
+    ticks = iter(range(1000))
+    with timed_stages(model, torch.device("cpu"), clock=lambda: float(next(ticks))) as st:
+        with torch.no_grad():
+            memory = model.encode_frames(torch.zeros(1, 3, 96, 96))
+            model.project_memory(memory)
+    assert st.encoder == 1000.0 and st.decoder == 1000.0  # one tick per timed call
+    assert st.calls == {"encode_frames": 1, "project_memory": 1}
+    assert "encode_frames" not in vars(model)  # wrappers removed
+
+
+def test_options_refused_with_a_reason():
+    with pytest.raises(BenchError, match="needs CUDA"):
+        resolve_dtype("fp16", torch.device("cpu"))
+    with pytest.raises(BenchError, match="choose one of"):
+        resolve_clock("sundial", torch.device("cpu"))
+    assert resolve_clock("auto", torch.device("cpu"))[0] == "cpu"
+
+
+def test_format_table_is_markdown():
+    text = format_table(["a", "bb"], [[1, 2.5], ["x", 1234.5]])
+    lines = text.splitlines()
+    assert lines[0].startswith("| ") and set(lines[1]) <= {"|", "-"} and "1234" in lines[3]
+    assert Sample(10.0, 3.0, 4.0).other == 3.0
+
+
+def test_engine_bench_cli_runs_and_writes_json(tmp_path, capsys):
+    from taptr_ros.cli import main
+    out = tmp_path / "engine.json"
+    code = main(["bench", "engine", "--presets", "tiny", "--points", "2", "--frames", "12",
+                 "--input-size", "64x64", "--image-size", "80x60", "--quiet", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    for word in ("offline", "committed", "immediate", "naive", "committed / offline"):
+        assert word in text
+    cells = json.loads(out.read_text())["cells"]
+    assert {c["runner"] for c in cells} == {"offline", "committed", "immediate", "naive"}
+    assert all(c["ms_per_frame"] > 0 for c in cells)
+
+
+def test_engine_bench_refuses_too_few_frames(capsys):
+    from taptr_ros.cli import main
+    assert main(["bench", "engine", "--presets", "tiny", "--points", "1", "--frames", "8", "--quiet"]) == 2
+    assert "must exceed the window" in capsys.readouterr().err
+
+
+def test_memory_bench_cli_is_flat_on_a_short_stream(tmp_path, capsys):
+    from taptr_ros.cli import main
+    out = tmp_path / "memory.json"
+    code = main(["bench", "memory", "--frames", "120", "--sample-every", "20", "--points", "6",
+                 "--churn", "2", "--churn-every", "5", "--input-size", "64x64", "--quiet",
+                 "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "verdict" in text
+    summary = json.loads(out.read_text())["summary"]
+    assert set(summary) >= {"rss", "python"}
+    assert code == (0 if all(v["flat"] for v in summary.values()) else 1)
+
+
+@pytest.mark.slow
+def test_node_bench_runs_the_real_node(tmp_path, capsys):
+    """taptr bench node: a real taptr-tracker process answers every measured frame; the
+    latency it reports is at least the model time it subtracts."""
+    pytest.importorskip("rclpy")
+    from taptr_ros.cli import main
+    out = tmp_path / "node.json"
+    code = main(["bench", "node", "--frames", "30", "--warmup", "10", "--points", "4", "--quiet",
+                 "--json", str(out), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["answered"] == result["published"] == 30
+    s = result["summary"]
+    # The node's internal latency comes from /diagnostics periods, which need not cover exactly
+    # the frames timed end to end, so only the slowest end-to-end frame bounds its mean.
+    assert s["model_ms"] > 0 and s["e2e_mean_ms"] > 0
+    assert max(result["latency_ms"]) >= s["node_internal_ms"] > 0
+    assert "overhead ms" in capsys.readouterr().out
