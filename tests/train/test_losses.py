@@ -91,3 +91,21 @@ def test_empty_mask_is_zero_and_differentiable():
     assert terms.total.item() == 0.0
     terms.total.backward()
     assert torch.all(pos.grad == 0)
+
+
+def test_occluded_weight_scales_only_occluded_entries():
+    # point 0 visible, point 1 occluded, both predicted with logits 0: the occluded entry's
+    # focal term is multiplied by the factor, the visible one's is not
+    gt = torch.full((2, 2, 2), 0.5)
+    occ = torch.tensor([[False, True], [False, True]])
+    pos = gt[None]
+    out = _out(pos)
+    visible_only = torch.tensor([[False, False], [False, False]])
+
+    def vis(weights_occ, occluded):
+        return tracking_loss(out, gt, occluded, LossWeights(location=0.0, occluded=weights_occ)).visibility.item()
+
+    assert vis(4.0, visible_only) == pytest.approx(vis(1.0, visible_only), rel=1e-6)
+    # per entry (3 classes, logits 0): visible and occluded cost the same, so the mean over
+    # the 4 entries goes from 1 to (2 * 1 + 2 * 4) / 4 = 2.5 times the visible cost
+    assert vis(4.0, occ) == pytest.approx(2.5 * vis(1.0, occ), rel=1e-6)
