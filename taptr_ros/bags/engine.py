@@ -33,9 +33,11 @@ from taptr_ros.bags.storage import BagImage
 class Engine(Protocol):
     """What the lockstep replay needs of :class:`taptr_ros.tracking.tracker.OnlineTracker`."""
 
-    def push(self, frame: np.ndarray, stamp: Any) -> Any: ...
+    def push(self, frame: np.ndarray, stamp: Any) -> Any:
+        """Track one RGB uint8 (H, W, 3) frame; ``stamp`` increases (integer ns in the bag tools)."""
 
-    def add_points(self, xy_px: np.ndarray, stamp: Any = None) -> Any: ...
+    def add_points(self, xy_px: np.ndarray, stamp: Any = None) -> Any:
+        """Add (N, 2) pixels (x, y) of the frame with ``stamp`` (None = the latest); returns their ids."""
 
 
 #: ``factory(num_points)`` -> a fresh engine able to hold ``num_points`` points

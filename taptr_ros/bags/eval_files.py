@@ -118,6 +118,7 @@ class ResultWriter:
                 raise BagWriteError(f"{self.video_tmp}: OpenCV cannot open an mp4v writer; pass --no-overlay")
 
     def frame(self, image: BagImage, out: FrameTracks) -> None:
+        """Write one frame's tracks (pixels x/y of ``image``, its stamp and frame id) and overlay."""
         self.writer.write(
             RESULT_TOPIC,
             image.log_ns,

@@ -52,6 +52,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON (numpy values made plain, NaN -> null), atomically; returns path."""
     return atomic_write(
         path, lambda tmp: tmp.write_text(json.dumps(_clean(data), indent=2) + "\n", encoding="utf-8")
     )
@@ -133,6 +134,7 @@ def plot_curves(
 
 
 def plot_histogram(path: Path, values: np.ndarray, *, title: str, xlabel: str) -> Path:
+    """PNG histogram of the finite ``values`` (one per point, e.g. px of forward-backward error)."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     values = np.asarray(values, np.float64)

@@ -43,6 +43,7 @@ class QueriesFile:
     meta: dict[str, Any]
 
     def to_json(self) -> str:
+        """The sidecar as JSON text: per mode, rows [frame, stamp_ns, x, y] (pixels)."""
         stamps = [int(s) for s in self.stamps_ns]
         rows = {
             mode: [[int(t), stamps[int(t)], float(x), float(y)] for t, x, y in q]

@@ -227,6 +227,7 @@ class BagReader:
             raise _reader_error(self.path, error) from error
 
     def close(self) -> None:
+        """Close the bag (also on leaving a ``with`` block)."""
         self._reader.close()
 
     def __enter__(self) -> BagReader:

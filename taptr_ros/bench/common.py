@@ -99,6 +99,7 @@ def resolve_clock(clock: str, device: torch.device) -> tuple[str, Callable[[], f
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

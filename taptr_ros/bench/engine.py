@@ -130,17 +130,20 @@ class Cell:
 
 @dataclass
 class EngineBenchResult:
+    """Every measured cell of one ``taptr bench engine`` run, with the options and the machine."""
     options: EngineBenchOptions
     machine: str
     cells: list[Cell] = field(default_factory=list)
 
     def get(self, preset: str, points: int, runner: str) -> Sample | None:
+        """The median sample (ms per frame) of one (preset, points, runner) cell; None if not run."""
         for c in self.cells:
             if (c.preset, c.points, c.runner) == (preset, points, runner):
                 return c.sample
         return None
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready dict: options, machine, one entry per cell (milliseconds per frame)."""
         return {"options": asdict(self.options), "machine": self.machine,
                 "cells": [{"preset": c.preset, "points": c.points, "runner": c.runner, "runs": c.runs,
                            "ms_per_frame": c.sample.total, "encoder_ms": c.sample.encoder,
@@ -160,6 +163,7 @@ class Adds:
 
     @classmethod
     def none(cls) -> "Adds":
+        """No adds at all."""
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)))
 
     @classmethod

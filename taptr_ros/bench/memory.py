@@ -78,6 +78,7 @@ class MemoryBenchOptions:
 
 @dataclass
 class MemorySample:
+    """Memory after ``frame`` frames, in MB; None where not measured (no tracemalloc, no CUDA)."""
     frame: int
     rss_mb: float
     python_mb: float | None
@@ -87,12 +88,14 @@ class MemorySample:
 
 @dataclass
 class MemoryBenchResult:
+    """The samples of one ``taptr bench memory`` run, its options, machine and duration (s)."""
     options: MemoryBenchOptions
     machine: str
     seconds: float = 0.0
     samples: list[MemorySample] = field(default_factory=list)
 
     def series(self, name: str) -> np.ndarray | None:
+        """One `MemorySample` field over the run as (S,) float64 MB; None if it was not measured."""
         values = [getattr(s, name) for s in self.samples]
         return None if not values or values[0] is None else np.asarray(values, np.float64)
 
@@ -115,6 +118,7 @@ class MemoryBenchResult:
         return out
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready dict: options, machine, seconds, samples and `summary`."""
         return {"options": asdict(self.options), "machine": self.machine, "seconds": self.seconds,
                 "samples": [asdict(s) for s in self.samples], "summary": self.summary()}
 

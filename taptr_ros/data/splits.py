@@ -28,6 +28,7 @@ class SplitSpec:
     seed: int
 
     def config(self) -> SyntheticConfig:
+        """The synthetic configuration the split's videos are generated with."""
         return preset(self.preset, num_frames=self.num_frames, height=self.size,
                       width=self.size, num_points=self.num_points)
 

@@ -75,6 +75,7 @@ class EvalReport:
         })
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
+        """Write `to_dict` as indented JSON to ``path``."""
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(self.to_dict(), handle, indent=2)
             handle.write("\n")

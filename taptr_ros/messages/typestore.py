@@ -77,6 +77,7 @@ def stamp_to_ns(stamp: Any) -> int:
 
 
 def make_header(stamp_ns: int, frame_id: str) -> Any:
+    """A rosbags std_msgs/Header with the stamp ``stamp_ns`` (integer nanoseconds) and frame id."""
     store = bag_typestore()
     sec, nanosec = split_stamp(stamp_ns)
     return store.types["std_msgs/msg/Header"](

@@ -79,6 +79,7 @@ class KeyReport:
         return bool(self.missing or self.unexpected or self.mis_shaped or self.conflicting_aliases)
 
     def message(self, what: str) -> str:
+        """A multi-line error message listing the keys that do not fit, and what to check."""
         parts = [f"{what} does not fit the model:"]
         for name, keys in (("missing", self.missing), ("unexpected", self.unexpected),
                            ("mis-shaped", self.mis_shaped), ("conflicting aliases", self.conflicting_aliases)):

@@ -204,6 +204,7 @@ class DecoderLayer(nn.Module):
         return self.norm_spatial(x + spatial)
 
     def ffn(self, x: Tensor) -> Tensor:
+        """Feed-forward block with residual and LayerNorm, (..., C) -> (..., C)."""
         return self.norm_ffn(x + self.linear2(F.relu(self.linear1(x))))
 
 

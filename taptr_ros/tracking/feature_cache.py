@@ -104,6 +104,7 @@ class FeatureCache:
         return slot
 
     def stamp(self, frame: int) -> Any:
+        """The stamp a stored frame (absolute frame index) was pushed with."""
         return self._stamp[self.slot(frame)]
 
     def hw(self, frame: int) -> tuple[int, int]:

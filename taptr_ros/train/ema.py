@@ -31,6 +31,7 @@ class ModelEma:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """Move the averaged parameters towards ``model``'s (decay warmed up over the first updates)."""
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
         src = model.state_dict()
@@ -42,9 +43,11 @@ class ModelEma:
                 value.copy_(src[name])
 
     def state_dict(self) -> dict:
+        """Averaged weights, decay and update count (for resuming)."""
         return {"module": self.module.state_dict(), "decay": self.decay, "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned."""
         self.module.load_state_dict(state["module"])
         self.decay = float(state["decay"])
         self.updates = int(state["updates"])

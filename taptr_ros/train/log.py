@@ -19,12 +19,14 @@ class CsvLog:
                 csv.DictWriter(f, fields).writeheader()
 
     def write(self, row: dict) -> None:
+        """Append one row (floats with 6 significant digits; fields not in the header ignored)."""
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, float]]:
+    """Rows of a training CSV as floats (empty cells left out); [] if the file does not exist."""
     if not Path(path).exists():
         return []
     with open(path, newline="") as f:

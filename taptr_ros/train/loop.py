@@ -119,6 +119,7 @@ class TrainConfig:
     checkpoint_every_s: float = 300.0
 
     def to_dict(self) -> dict:
+        """Every field, for the checkpoint's metadata."""
         return dataclasses.asdict(self)
 
 
@@ -165,6 +166,7 @@ def distributed_context() -> tuple[int, int]:
 
 
 def clip_stream(cfg: TrainConfig, net: TaptrConfig, rank: int, world: int, start_index: int):
+    """This rank's endless `Clip` stream from clip ``start_index`` on (synthetic or a pickle)."""
     kw = dict(num_frames=cfg.frames, num_points=cfg.points, seed=cfg.seed, rank=rank, world_size=world,
               start_index=start_index, restart_ratio=cfg.restart_ratio)
     if cfg.data == "synthetic":

@@ -107,6 +107,7 @@ class LossTerms:
     match: Tensor
 
     def as_floats(self) -> dict[str, float]:
+        """Each term as a Python float (for logging)."""
         return {k: float(getattr(self, k).detach())
                 for k in ("total", "location", "location_apu", "visibility", "match")}
 

@@ -27,6 +27,7 @@ from taptr_ros.eval.runner import evaluate_dataset, static_tracker
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m taptr_ros.train.report``: score a checkpoint beside LK and static; exit code."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default="default")
     p.add_argument("--data", default="runs/heldout")

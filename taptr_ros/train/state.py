@@ -38,10 +38,12 @@ def _atomic_save(obj: object, path: Path) -> None:
 
 
 def rng_state() -> dict:
+    """The torch, numpy and Python global RNG states (for resuming)."""
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` returned."""
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])

@@ -25,6 +25,7 @@ class PlayResult:
     files: list[str]
 
     def summary(self) -> str:
+        """A few lines for the terminal: frames published/answered/dropped, latency, metrics."""
         m, lat = self.metrics, self.metrics.get("latency_ms") or {}
         lines = [
             f"{m['bag']}: published {m['frames_published']} frames at rate {m['rate']:g} "
@@ -89,6 +90,17 @@ def play_report(
     options: PlayOptions,
     out_dir: str | os.PathLike[str] | None,
 ) -> PlayResult:
+    """Metrics of a finished live replay, and its files under ``out_dir`` (None = no files).
+
+    Args:
+        bag, topic: the replayed bag and image topic; T frames of size_hw (height, width) px.
+        stamps: (T,) int64 image stamps, nanoseconds.
+        truth: the bag's `GroundTruth` or None (then survival and forward-backward only).
+        queries: (M, 3) float64 (frame, x, y) pixels, the points added through the service.
+        source: where the queries came from (for the report).
+        run: what `bag_play` recorded (``recorder``, ``adder``, ``sent`` send times, s).
+        options: the replay's options.
+    """
     from taptr_ros.bags import report as bag_report
     from taptr_ros.eval.runner import evaluate_dataset
 

@@ -90,6 +90,8 @@ class NodeBenchOptions:
 
 @dataclass
 class NodeBenchResult:
+    """What ``taptr bench node`` measured: frames published/answered, end-to-end latencies (ms),
+    the model's own time per frame (ms) and the node's share beyond it."""
     options: NodeBenchOptions
     published: int = 0
     answered: int = 0
@@ -101,6 +103,7 @@ class NodeBenchResult:
     node_log_tail: str = ""
 
     def summary(self) -> dict[str, float | None]:
+        """Means and percentiles in ms and the fps; None where nothing was measured."""
         lat = self.latency_ms
         mean = statistics.fmean(lat) if lat else None
         return {
@@ -114,6 +117,7 @@ class NodeBenchResult:
         }
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready dict with the `summary`."""
         out = asdict(self)
         out["options"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in out["options"].items()}
         out["summary"] = self.summary()
@@ -246,6 +250,7 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def format_node_tables(result: NodeBenchResult) -> str:
+    """The terminal tables of a node benchmark (latencies in ms, fps, node overhead)."""
     o = result.options
     s = result.summary()
     hw = "preset default" if o.input_hw is None else f"{o.input_hw[1]}x{o.input_hw[0]}"

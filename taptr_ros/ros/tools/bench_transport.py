@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def runs_to_json(runs: list[TransportRun]) -> str:
+    """The runs as indented JSON, each with its delivered share."""
     return json.dumps([{**asdict(r), "delivered": r.delivered} for r in runs], indent=1)
 
 
