@@ -1,4 +1,4 @@
-"""``taptr bench engine|memory|node|transport``: performance benchmarks (ratios measured in one run).
+"""``taptr bench engine|memory|node|transport|train``: performance benchmarks (ratios measured in one run).
 
 * ``engine``: per-frame cost of the online engine (immediate, committed) against the offline
   reference and a naive loop that re-encodes the window, for presets x point counts.
@@ -7,6 +7,7 @@
   minus its model time.
 * ``transport``: camera frames delivered between two processes with and without the shipped
   Fast DDS profile.
+* ``train``: one training step's cost by stage and tracks per second, for several tracks per clip.
 
 The scripts in benchmarks/ run the same code with the same options. On a 2-core CPU the
 official preset at 512x512 costs about a second per frame: shrink the grid (--presets,
@@ -157,13 +158,30 @@ def run_transport(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from taptr_ros.train.step_cost import StepCostOptions, format_step_cost, measure_step_cost, rows_to_dict
+
+    options = StepCostOptions(points=args.points, frames=args.frames, size=args.size, preset=args.preset,
+                              data_preset=args.data_preset, repeats=args.repeats, threads=args.threads,
+                              match_weight=args.match_loss, init=args.init, profile=args.profile,
+                              seed=args.seed)
+    rows, table = measure_step_cost(options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_step_cost(rows, options))
+    if table:
+        print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows_to_dict(rows, options), f, indent=1)
+    return 0
+
+
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(_size(part) for part in text.split(",") if part.strip())
 
 
 def register(subparsers) -> None:
     """Adds ``bench`` (engine, memory, node) to the ``taptr`` command line."""
-    p = subparsers.add_parser("bench", help="performance benchmarks (engine, memory, node, transport)",
+    p = subparsers.add_parser("bench", help="performance benchmarks (engine, memory, node, transport, train)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
 
@@ -256,3 +274,21 @@ def register(subparsers) -> None:
     t.add_argument("--frames", type=int, default=150, help="frames per run (default 150)")
     t.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     t.set_defaults(func=run_transport)
+
+    r = sub.add_parser("train", help="one training step's cost by stage, for several tracks per clip",
+                       description="Times data, forward, loss, backward and optimizer of the training "
+                                   "step side by side for each --points count (median of --repeats "
+                                   "steps after a warm-up) and prints tracks per second.")
+    r.add_argument("--points", type=_ints, default=(48, 128, 256), help="tracks per clip (default 48,128,256)")
+    r.add_argument("--frames", type=int, default=12, help="frames per clip (default 12)")
+    r.add_argument("--size", type=int, default=None, help="network input side (default: the preset's)")
+    r.add_argument("--preset", default="small", help="network preset (default small)")
+    r.add_argument("--init", default="", help="checkpoint whose network to build (default: --preset)")
+    r.add_argument("--data-preset", default="hard", help="synthetic preset of the clips (default hard)")
+    r.add_argument("--repeats", type=int, default=5, help="measured steps per count (default 5)")
+    r.add_argument("--match-loss", type=float, default=1.0, help="feature-matching weight (default 1)")
+    r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    r.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators")
+    r.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=run_train)
