@@ -47,6 +47,25 @@ def ros_isolation() -> Iterator[dict[str, str]]:
                 os.environ[key] = value
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread for a module's tests, the previous count restored after.
+
+    Small tensors on a 2-core machine shared with other runs: one thread is several times
+    faster. Not autouse: a module asks with ``pytestmark = pytest.mark.usefixtures("one_thread")``
+    (a folder with an autouse fixture of its conftest that requests it). Module scope, so that
+    module-scoped fixtures of those modules (models, evaluated bags) run on one thread too.
+    """
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 @pytest.fixture
 def rclpy_context(ros_isolation: dict[str, str]) -> Iterator[Any]:
     """A fresh, initialised rclpy Context of its own (not the global one), shut down after."""

@@ -13,6 +13,7 @@ from taptr_ros.bench.common import (
     BenchError,
     Sample,
     format_table,
+    median_sample,
     resolve_clock,
     resolve_dtype,
     synthetic_frames,
@@ -23,23 +24,16 @@ from taptr_ros.model.config import preset
 from taptr_ros.model.preprocess import pixels_to_norm, preprocess_frame
 from taptr_ros.model.taptr import TAPTRv2, track_video
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 
 @pytest.fixture(scope="module")
 def make_model():
-    """make_model(name, seed=0) -> randomised network of a preset, eval mode (no conftest.py
-    here: a second module named conftest would shadow tests/tracking's helpers)."""
+    """make_model(name, seed=0) -> randomised network of a preset, eval mode."""
     def build(name: str, seed: int = 0) -> TAPTRv2:
         torch.manual_seed(seed)
         return randomize(TAPTRv2(preset(name)), seed).eval()
     return build
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_naive_loop_equals_offline_on_the_cut_video(make_model):
@@ -86,10 +80,23 @@ def test_options_refused_with_a_reason():
 
 
 def test_format_table_is_markdown():
-    text = format_table(["a", "bb"], [[1, 2.5], ["x", 1234.5]])
-    lines = text.splitlines()
-    assert lines[0].startswith("| ") and set(lines[1]) <= {"|", "-"} and "1234" in lines[3]
-    assert Sample(10.0, 3.0, 4.0).other == 3.0
+    """Right-aligned columns as wide as their widest cell; floats with 2 decimals below 100,
+    none from 100 up."""
+    text = format_table(["a", "bb"], [[1, 2.5], ["x", 1234.5], [12.345, 99.5]])
+    assert text.splitlines() == [
+        "|     a |    bb |",
+        "|-------|-------|",
+        "|     1 |  2.50 |",
+        "|     x |  1234 |",
+        "| 12.35 | 99.50 |",
+    ]
+
+
+def test_sample_other_is_what_the_stages_leave_and_medians_are_per_field():
+    assert Sample(10.0, 2.5, 4.0).other == pytest.approx(3.5)
+    median = median_sample([Sample(9.0, 1.0, 7.0), Sample(1.0, 5.0, 2.0), Sample(5.0, 3.0, 9.0)])
+    assert (median.total, median.encoder, median.decoder) == (5.0, 3.0, 7.0)
+    assert median.other == pytest.approx(-5.0)  # each field's own median, not one sample's split
 
 
 def test_engine_bench_cli_runs_and_writes_json(tmp_path, capsys):
@@ -112,17 +119,29 @@ def test_engine_bench_refuses_too_few_frames(capsys):
     assert "must exceed the window" in capsys.readouterr().err
 
 
-def test_memory_bench_cli_is_flat_on_a_short_stream(tmp_path, capsys):
+def test_memory_bench_cli_finds_the_engine_flat(tmp_path, capsys):
+    """`taptr bench memory` on 240 frames: the second half (120 frames, 11 samples, 24 point
+    churns; window 8) must show no drift beyond the tolerances (RSS 2 MB, Python heap 256 kB),
+    exit 0 and print the flat verdict for both measures. A tensor of a 64x64 frame kept per
+    frame (48 kB) would add ~6 MB over the second half and fail here."""
+    from taptr_ros.bench.memory import TOLERANCE_MB
     from taptr_ros.cli import main
     out = tmp_path / "memory.json"
-    code = main(["bench", "memory", "--frames", "120", "--sample-every", "20", "--points", "6",
+    code = main(["bench", "memory", "--frames", "240", "--sample-every", "12", "--points", "6",
                  "--churn", "2", "--churn-every", "5", "--input-size", "64x64", "--quiet",
                  "--json", str(out)])
     text = capsys.readouterr().out
-    assert "verdict" in text
-    summary = json.loads(out.read_text())["summary"]
-    assert set(summary) >= {"rss", "python"}
-    assert code == (0 if all(v["flat"] for v in summary.values()) else 1)
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert code == 0, text
+    assert set(summary) == {"rss", "python"}  # no CUDA measure on the CPU
+    second_half = [s for s in result["samples"] if s["frame"] >= 239 / 2]
+    assert len(second_half) == 11
+    for key, measure in summary.items():
+        assert measure["flat"] and abs(measure["drift"]) <= TOLERANCE_MB[key], (key, measure)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()]
+    verdicts = {row[0]: row[-1] for row in rows if row[0] in ("rss", "python")}
+    assert verdicts == {"rss": "flat", "python": "flat"}, text
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ from taptr_ros.model.config import preset
 from taptr_ros.model.preprocess import preprocess_frame
 from taptr_ros.model.taptr import TAPTRv2, track_video
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 TOL = 1e-4  # pixels (64 x 48 frames): 1e-5 normalised and below
 
 T, H, W = 14, 48, 64
@@ -50,14 +52,6 @@ def offline(model, video: np.ndarray, cut: int, xy_px: np.ndarray, start: np.nda
     with torch.no_grad():
         result = track_video(model, frames, xy, torch.as_tensor(start), content_propagation_gap=1)
     return result.xy_norm[cut if frame is None else frame].numpy() * [W - 1, H - 1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("independent", [True, False])
