@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_video
+from tracking_helpers import random_video
 from taptr_ros.tracking.feature_cache import FeatureCache
 from taptr_ros.tracking.tracker import OnlineTracker
 
@@ -70,7 +70,7 @@ def test_each_frame_is_encoded_once_one_frame_per_call(tiny, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_device_argument_keeps_everything_on_the_gpu():
-    from conftest import make_model
+    from tracking_helpers import make_model
     tracker = OnlineTracker(make_model(0), device="cuda")
     frames = random_video(0, 9, (30, 40))
     tracker.push(frames[0])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import Offline, random_video
+from tracking_helpers import Offline, random_video
 from taptr_ros.tracking.feature_cache import FeatureCache
 from taptr_ros.tracking.options import TrackerOptions
 from taptr_ros.tracking.tracker import OnlineTracker

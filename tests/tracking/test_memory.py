@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_model
+from tracking_helpers import make_model
 from taptr_ros.tracking.options import TrackerOptions
 from taptr_ros.tracking.tracker import OnlineTracker
 

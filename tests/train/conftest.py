@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from taptr_ros.model.config import preset
 from taptr_ros.train.data import synthetic_clips
@@ -13,11 +12,8 @@ TINY = preset("tiny", input_hw=(64, 64))
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+def _one_thread_for_every_test(one_thread) -> None:
+    """Every test of this folder runs with tests/conftest.py's `one_thread`."""
 
 
 @pytest.fixture
