@@ -11,7 +11,6 @@ import pytest
 
 from taptr_ros.bags.errors import (
     BagEmptyError,
-    BagError,
     BagGroundTruthError,
     BagNotFoundError,
     BagTopicError,
@@ -54,6 +53,37 @@ def _copy(src: Path, dst: Path) -> Path:
 
     shutil.copytree(src, dst)
     return dst
+
+
+def _bayer_bag(path: Path, video: TapVidVideo) -> Path:
+    """One frame whose encoding (bayer_rggb8) the tools do not convert."""
+    msg = image_message(video.video[0], 5)
+    msg.encoding = "bayer_rggb8"
+    with BagWriter(path) as writer:
+        writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
+        writer.write("/camera/image_raw", 5, msg)
+    return path
+
+
+def _empty_bag(path: Path) -> Path:
+    """An image topic without messages."""
+    with BagWriter(path) as writer:
+        writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
+    return path
+
+
+def _truncated_copy(good_bags: Path, storage: str, name: str, dst: Path) -> Path:
+    """A copy of a good bag whose storage file `name` lost its second half."""
+    bag = _copy(good_bags / storage, dst)
+    os.truncate(bag / name, os.path.getsize(bag / name) // 2)
+    return bag
+
+
+def _short_truth(path: Path, video: TapVidVideo) -> Path:
+    """A ground-truth pickle of the bag's sequence without its last frame."""
+    short = TapVidVideo(video.name, video.video[:5], video.points[:, :5], video.occluded[:, :5])
+    save_tapvid(path, [short])
+    return path
 
 
 def test_missing_topic_lists_the_topics_present(good_bags):
@@ -123,19 +153,12 @@ def test_unknown_message_type_on_the_image_topic(tmp_path):
 
 
 def test_unsupported_encoding_is_a_type_error(tmp_path, video):
-    msg = image_message(video.video[0], 5)
-    msg.encoding = "bayer_rggb8"
-    with BagWriter(tmp_path / "bayer") as writer:
-        writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
-        writer.write("/camera/image_raw", 5, msg)
-    with BagReader(tmp_path / "bayer") as reader, pytest.raises(BagTypeError, match="bayer_rggb8.*debayer"):
+    with BagReader(_bayer_bag(tmp_path / "bayer", video)) as reader, pytest.raises(BagTypeError, match="bayer_rggb8.*debayer"):
         list(reader.iter_images())
 
 
 def test_empty_bag_and_empty_topic(tmp_path):
-    with BagWriter(tmp_path / "empty") as writer:
-        writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
-    with BagReader(tmp_path / "empty") as reader:
+    with BagReader(_empty_bag(tmp_path / "empty")) as reader:
         with pytest.raises(BagEmptyError, match=r"'/camera/image_raw' has no messages.*record some"):
             list(reader.iter_images())
     with pytest.raises(BagEmptyError):
@@ -154,9 +177,7 @@ def test_not_a_bag(tmp_path, good_bags):
 
 @pytest.mark.parametrize("storage, name", [("sqlite", "sqlite.db3"), ("mcap", "mcap.mcap")])
 def test_truncated_storage(tmp_path, good_bags, storage, name):
-    bag = _copy(good_bags / storage, tmp_path / storage)
-    size = os.path.getsize(bag / name)
-    os.truncate(bag / name, size // 2)
+    bag = _truncated_copy(good_bags, storage, name, tmp_path / storage)
     with pytest.raises(BagTruncatedError, match="truncated or corrupt.*re-record or re-copy"):
         with BagReader(bag) as reader:
             list(reader.iter_images())
@@ -185,8 +206,7 @@ def test_truncated_image_message(tmp_path, video):
 
 
 def test_ground_truth_pickle_that_does_not_match(tmp_path, good_bags, video):
-    short = TapVidVideo(video.name, video.video[:5], video.points[:, :5], video.occluded[:, :5])
-    save_tapvid(tmp_path / "short.pkl", [short])
+    _short_truth(tmp_path / "short.pkl", video)
     with pytest.raises(BagGroundTruthError) as info:
         evaluate_bag(
             good_bags / "sqlite",
@@ -249,13 +269,33 @@ def test_sidecar_from_another_bag(tmp_path, good_bags):
         )
 
 
-def test_every_error_is_a_bag_error():
-    for cls in (
-        BagEmptyError,
-        BagGroundTruthError,
-        BagNotFoundError,
-        BagTopicError,
-        BagTruncatedError,
-        BagTypeError,
-    ):
-        assert issubclass(cls, BagError)
+BAD_BAGS = {  # case -> (make the bag, extra arguments, the fix the message must name)
+    "not a bag": (lambda tmp, good, video: tmp / "nothing", [], "taptr bag make"),
+    "no metadata": (lambda tmp, good, video: (tmp / "folder").mkdir() or tmp / "folder", [],
+                    "ros2 bag reindex"),
+    "empty topic": (lambda tmp, good, video: _empty_bag(tmp / "empty"), [], "record some"),
+    "bayer encoding": (lambda tmp, good, video: _bayer_bag(tmp / "bayer", video), [], "debayer"),
+    "truncated": (lambda tmp, good, video: _truncated_copy(good, "mcap", "mcap.mcap", tmp / "cut"), [],
+                  "re-record or re-copy"),
+    "other ground truth": (lambda tmp, good, video: _copy(good / "sqlite", tmp / "bag"),
+                           ["--gt", "{tmp}/short.pkl"], "Pass the ground truth the bag was made from"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BAGS))
+def test_cli_reports_each_bag_problem_with_its_fix(tmp_path, good_bags, video, tiny_checkpoint, capsys,
+                                                   case):
+    """`taptr bag eval` on a bad bag, with a model that loads: exit 1 and one line naming the
+    fix on stderr, no traceback, nothing written (every one of these errors is a BagError)."""
+    make, extra, fix = BAD_BAGS[case]
+    bag = make(tmp_path, good_bags, video)
+    _short_truth(tmp_path / "short.pkl", video)
+    code = main(["bag", "eval", str(bag), "--out", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint),
+                 "--device", "cpu", "--no-overlay", "--no-plots",
+                 *(arg.format(tmp=tmp_path) for arg in extra)])
+    err = capsys.readouterr().err
+    message = err.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar, if any
+    assert code == 1, err
+    assert message.startswith("taptr bag eval: ") and fix in message, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()

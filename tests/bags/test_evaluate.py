@@ -22,16 +22,10 @@ from taptr_ros.data.synthetic import generate_tapvid, preset
 from taptr_ros.data.tapvid import load_tapvid, save_tapvid
 from taptr_ros.eval.runner import evaluate_dataset
 
+# tests/conftest.py; module-scoped, so the module's fixtures below run on one thread as well
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 T, H, W = 8, 64, 80
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """2 CPU cores are shared with other test runs: one torch thread is faster here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -196,23 +190,38 @@ def test_storage_padding_and_lossless_compression_change_nothing(
         np.testing.assert_array_equal(a.visible, b.visible)
 
 
-def test_jpeg_bag_runs_and_differs_a_little(folder, pickle_path, factory, baseline):
+def test_jpeg_bag_scores_what_the_raw_bag_scores_within_jpeg_loss(folder, pickle_path, factory, baseline):
+    """JPEG (quality 80) loses a little of each 80x64 frame, so the tracks move a little, never
+    far. Tolerances (measured: mean 0.25 px, max 1.6 px, 91% of occlusion flags the same,
+    average Jaccard 0.004 apart): mean shift <= 1 px and max <= 4 px; >= 80% of occlusion flags
+    equal (random weights put many visibilities near 0.5, where a small change flips them);
+    average Jaccard within 0.03 and average points-within-threshold within 0.05 of the raw bag."""
     make_bag(pickle_path, folder / "jpeg", MakeOptions(compression="jpeg", jpeg_quality=80))
     result = evaluate_bag(
         folder / "jpeg", folder / "jpeg_out", factory[0], EvalOptions(overlay=False, plots=False)
     )
-    assert not np.array_equal(result.run.tracks, baseline[0].run.tracks)
-    assert np.abs(result.run.tracks - baseline[0].run.tracks).mean() < 5.0
-    assert result.metrics["tapvid"]["overall"]["average_jaccard"] is not None
+    raw = baseline[0]
+    shift = np.abs(result.run.tracks - raw.run.tracks)
+    assert 0 < shift.mean() <= 1.0 and shift.max() <= 4.0, (shift.mean(), shift.max())
+    assert (result.run.occluded == raw.run.occluded).mean() >= 0.8
+    ours, theirs = result.metrics["tapvid"]["overall"], raw.metrics["tapvid"]["overall"]
+    assert ours["average_jaccard"] == pytest.approx(theirs["average_jaccard"], abs=0.03)
+    assert ours["average_pts_within_thresh"] == pytest.approx(theirs["average_pts_within_thresh"], abs=0.05)
 
 
-def test_strided_mode_tracks_backwards_before_the_query(folder, factory, baseline):
-    result = evaluate_bag(
+@pytest.fixture(scope="module")
+def strided(folder, factory, baseline):
+    """The raw bag evaluated with strided queries (the engine decodes the points jointly)."""
+    return evaluate_bag(
         folder / "plain",
         folder / "strided_out",
         factory[0],
         EvalOptions(query_mode="strided", overlay=False, plots=False),
     )
+
+
+def test_strided_mode_tracks_backwards_before_the_query(strided):
+    result = strided
     queries, run = result.queries, result.run
     later = queries[:, 0] > 0
     assert later.any()
@@ -237,9 +246,9 @@ def test_without_ground_truth_survival_and_forward_backward(folder, factory, bas
     assert len(survival["visible_fraction_per_frame"]) == T
     assert 0 <= survival["survival_at_end"] <= 1
     alive_at_end = int((~result.run.occluded[:, -1]).sum())
-    assert fb["num_points"] == 9 and fb["num_returned"] <= alive_at_end
-    if fb["num_returned"]:
-        assert fb["median_error_px"] >= 0
+    # 8 of the 9 points come back to frame 0 (measured); each with an error of some pixels
+    assert fb["num_points"] == 9 and 1 <= fb["num_returned"] <= alive_at_end
+    assert fb["median_error_px"] > 0
     assert {"survival.png", "fb_error.png"} <= set(result.files)
 
 
@@ -282,7 +291,7 @@ def test_cli_eval_on_a_video_bag(folder, checkpoint, capsys):
 
 @pytest.mark.parametrize("query_mode", ["first", "strided"])
 def test_independent_points_give_the_numbers_of_taptr_eval_tapvid(
-    folder, baseline, pickle_path, checkpoint, query_mode
+    folder, baseline, strided, pickle_path, checkpoint, query_mode
 ):
     """The brief's criterion: with the TAP-Vid protocol (every query decoded alone), a bag made from a
     sequence scores what `taptr eval tapvid` (runner + engine_tracker) scores on it, to 1e-6."""
@@ -306,5 +315,6 @@ def test_independent_points_give_the_numbers_of_taptr_eval_tapvid(
     assert mine.keys() == _headline(report.overall).keys()
     for key, value in _headline(report.overall).items():
         assert mine[key] == pytest.approx(value, abs=1e-6), key
-    if query_mode == "first":  # decoding points alone is another computation than the node's joint decoding
-        assert not np.array_equal(ours.run.tracks, baseline[0].run.tracks)
+    # decoding points alone is another computation than the node's joint decoding, in either mode
+    joint = {"first": baseline[0], "strided": strided}[query_mode]
+    assert not np.array_equal(ours.run.tracks, joint.run.tracks)
