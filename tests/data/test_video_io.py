@@ -68,7 +68,20 @@ def test_draw_tracks_fills_visible_rings_invisible_and_skips_outside():
     assert np.abs(out[60, 75].astype(int) - id_color(10)).max() < 40  # ... coloured ring (anti-aliased)
     changed = (out != 7).any(axis=-1)
     assert not changed[:, 90:].any() and not changed[:10].any()  # nothing drawn for the outside point
-    assert id_color(10) != id_color(11) and id_color(10) == id_color(10)
+
+
+def test_id_color_depends_only_on_the_id_and_tells_ids_apart():
+    """Valid bright uint8 RGB; the same colour whatever was asked before (and in another order);
+    100 ids, 100 distinct colours; neighbouring ids (points added together) far apart."""
+    ids = list(range(100)) + [2**32 - 1]  # ids are uint32
+    colors = [id_color(i) for i in ids]
+    assert [id_color(i) for i in reversed(ids)] == colors[::-1]
+    for color in colors:
+        assert len(color) == 3 and all(type(c) is int and 0 <= c <= 255 for c in color), color
+        assert max(color) >= 250  # bright: full value
+    assert len(set(colors[:100])) == 100
+    rgb = np.array(colors[:100], np.int64)
+    assert np.abs(np.diff(rgb, axis=0)).max(axis=1).min() >= 100  # some channel differs by >= 100
 
 
 def test_draw_tracks_labels_and_length_check():
