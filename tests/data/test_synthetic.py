@@ -200,11 +200,13 @@ def test_photometric_changes_move_nothing_but_change_pixels():
     assert 1.0 < difference < 60.0
 
 
-def test_a_24_frame_256px_sequence_takes_well_under_a_second():
+def test_a_24_frame_256px_sequence_finishes_within_a_hang_guard():
+    """A guard against a hang or a gross slowdown (a per-pixel Python loop would take minutes),
+    not a speed target: 2.5 s is about 10x the ~0.22 s measured on a loaded 2-core machine."""
     config = preset("hard")
     generate_sequence(config, 0)  # warm the texture cache
     best = min(_timed(config, seed) for seed in (1, 2))
-    assert best < 1.0, f"{best:.2f} s (measured ~0.2 s on one idle core)"
+    assert best < 2.5, f"{best:.2f} s (measured ~0.22 s)"
 
 
 def _timed(config: SyntheticConfig, seed: int) -> float:
