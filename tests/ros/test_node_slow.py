@@ -84,21 +84,27 @@ def test_slow_model_drops_frames_and_keeps_answering(slow_node) -> None:
         stopped = time.perf_counter()
         published = len(sent)
 
-        # Services were answered while frames were being inferred (each takes > DELAY_MS).
-        slow_calls = [t for t in round_trips if t > DELAY_MS / 1000.0 / 2]
-        assert statistics.median(round_trips) < 0.1, sorted(round_trips)
+        # Services were answered while frames were being inferred (each takes > DELAY_MS). The
+        # bounds are not speed targets: they separate the designs. A service that waited for the
+        # frame in progress would take DELAY/2 on median and exceed DELAY/2 on about half the
+        # calls; measured: median 8 ms, max 16 ms, so DELAY/4 (150 ms) is ~20x the median.
+        delay_s = DELAY_MS / 1000.0
+        slow_calls = [t for t in round_trips if t > delay_s / 2]
+        assert statistics.median(round_trips) < delay_s / 4, sorted(round_trips)
         assert len(slow_calls) <= 0.05 * len(round_trips), sorted(round_trips)  # load spikes
 
         # No backlog: after the camera stops, at most the frame in progress and the newest
         # waiting one are still published.
-        time.sleep(3 * DELAY_MS / 1000.0)
+        time.sleep(3 * delay_s)
         tracks = client.snapshot(client.tracks)
         late = [r for r in tracks if r.time > stopped]
         assert len(late) <= 2, len(late)
         # Every tracks message (after the first: warm-up) is of a frame at most ~2 inference
-        # times old: the frame in progress plus the one waiting, never a backlog.
+        # times old: the frame in progress plus the one waiting, never a backlog. A queue would
+        # lag by 0.57 s more with every tracked frame (~5 s by the end of this run); 4 inference
+        # times (2.4 s) leaves twice the 2 expected for a loaded machine (measured max 1.1 s).
         lags = [r.time - sent[stamp_to_ns(r.msg.header.stamp)] for r in tracks[1:]]
-        assert max(lags) < 4 * DELAY_MS / 1000.0, lags
+        assert max(lags) < 4 * delay_s, lags
         assert len(tracks) < published / 5  # most frames were dropped, not queued
 
         # The node counted the dropped frames: every received frame was tracked or dropped
