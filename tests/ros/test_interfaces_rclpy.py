@@ -1,7 +1,8 @@
-"""Our interfaces over real rclpy (Fast DDS, localhost, a random domain): no mocks.
+"""Our messages over real rclpy (Fast DDS, localhost, a random domain): no mocks.
 
 Nodes live in an isolated rclpy Context (fixture ``rclpy_context``) and are spun by an
-executor of that context.
+executor of that context. The services (AddPoints, RemovePoints, reset) are checked against
+the real node in test_node_tracking.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from taptr_ros.msg import TrackedPoints
-from taptr_ros.srv import AddPoints, RemovePoints
 
 from taptr_ros.messages.raw_image import image_to_numpy, numpy_to_image
 from taptr_ros.messages.tracks import pack_tracks, unpack_tracks
@@ -94,66 +94,3 @@ def test_padded_big_endian_image_arrives_intact(nodes, spin_until) -> None:
     image = _publish_until_received(executor, spin_until, publisher, msg, received)
     assert (image.step, image.is_bigendian) == (111, True)
     np.testing.assert_array_equal(image_to_numpy(image), depth)
-
-
-def _serve_points(node: Node):
-    """A minimal registry behind AddPoints/RemovePoints: ids handed out in order."""
-    state = {"next": 10, "ids": set()}
-
-    def add(request: AddPoints.Request, response: AddPoints.Response) -> AddPoints.Response:
-        count = len(request.x)
-        if len(request.y) != count:
-            response.success, response.message = False, "x and y differ in length"
-            return response
-        response.ids = list(range(state["next"], state["next"] + count))
-        state["next"] += count
-        state["ids"].update(response.ids)
-        response.stamp = request.stamp
-        response.success, response.message = True, f"added {count} points"
-        return response
-
-    def remove(request: RemovePoints.Request,
-               response: RemovePoints.Response) -> RemovePoints.Response:
-        wanted = sorted(state["ids"]) if request.all else list(request.ids)
-        response.removed = [i for i in wanted if i in state["ids"]]
-        response.unknown = [i for i in wanted if i not in state["ids"]]
-        state["ids"].difference_update(response.removed)
-        response.success, response.message = True, f"removed {len(response.removed)}"
-        return response
-
-    node.create_service(AddPoints, "~/add_points", add)
-    node.create_service(RemovePoints, "~/remove_points", remove)
-
-
-def _call(executor, spin_until, client, request):
-    assert client.wait_for_service(timeout_sec=20.0), "service never appeared"
-    future = client.call_async(request)
-    assert spin_until(executor, future.done, 20.0), "no response"
-    return future.result()
-
-
-def test_add_and_remove_points_services(nodes, spin_until) -> None:
-    executor, make_node = nodes
-    server = make_node("tracker")
-    _serve_points(server)
-    client_node = make_node("client")
-    add = client_node.create_client(AddPoints, f"{server.get_fully_qualified_name()}/add_points")
-    remove = client_node.create_client(
-        RemovePoints, f"{server.get_fully_qualified_name()}/remove_points")
-
-    request = AddPoints.Request(stamp=Time(sec=5, nanosec=6))
-    request.x = np.array([1.5, 2.5, 3.5], np.float32).tolist()
-    request.y = np.array([4.0, 5.0, 6.0], np.float32).tolist()
-    response = _call(executor, spin_until, add, request)
-    assert isinstance(response, AddPoints.Response)
-    assert response.success and response.message == "added 3 points"
-    assert list(response.ids) == [10, 11, 12]
-    assert (response.stamp.sec, response.stamp.nanosec) == (5, 6)
-
-    response = _call(executor, spin_until, remove, RemovePoints.Request(ids=[11, 99]))
-    assert isinstance(response, RemovePoints.Response)
-    assert response.success
-    assert (list(response.removed), list(response.unknown)) == ([11], [99])
-
-    response = _call(executor, spin_until, remove, RemovePoints.Request(all=True))
-    assert (list(response.removed), list(response.unknown)) == ([10, 12], [])

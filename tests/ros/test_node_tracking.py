@@ -288,3 +288,23 @@ def test_reset_forgets_points_and_frames(stream) -> None:
     assert again.success, again.message
     assert min(again.ids) > highest  # ids are never reused
     check_contract(stream.step(), list(again.ids))
+
+
+def test_removals_name_what_they_removed_and_what_they_did_not_know(stream) -> None:
+    """RemovePoints over rclpy: known and unknown ids in one request (the known removed, the
+    reply success=false naming the unknown), then all=true (every tracked id, nothing unknown)."""
+    tracked = stream.step().ids.tolist()  # the point the reset test added
+    added = stream.client.add_points([50.0, 300.0], [60.0, 200.0])
+    assert added.success, added.message
+    ids = list(added.ids)
+    check_contract(stream.step(), tracked + ids)
+    mixed = stream.client.remove_points([ids[0], 999_999])
+    assert not mixed.success
+    assert (list(mixed.removed), list(mixed.unknown)) == ([ids[0]], [999_999])
+    assert "unknown ids [999999]" in mixed.message
+    check_contract(stream.step(), tracked + ids[1:])  # the known id was removed all the same
+    everything = stream.client.remove_points(all=True)
+    assert everything.success, everything.message
+    assert (sorted(everything.removed), list(everything.unknown)) == (sorted(tracked + ids[1:]), [])
+    stream.ids = []
+    check_contract(stream.step(), [])
