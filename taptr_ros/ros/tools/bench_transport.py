@@ -104,6 +104,7 @@ def _subscribe(count_file: Path, ready_file: Path) -> None:
 
     def on_image(raw: bytes) -> None:
         count[0] += 1
+        count_file.write_text(str(count[0]))  # kept even if the process must be killed at the end
 
     node.create_subscription(Image, TOPIC, on_image, qos_profile_sensor_data, raw=True)
     ready_file.write_text("1")
