@@ -24,6 +24,15 @@ SKIMAGE_TEXTURES: tuple[str, ...] = (
 _MAX_SIDE = 640  # photos are cached downscaled to this longest side
 
 
+def _downscaled(image: np.ndarray) -> np.ndarray:
+    """The (H, W, 3) image with its longest side at most 640 px (area interpolation)."""
+    scale = _MAX_SIDE / max(image.shape[:2])
+    if scale >= 1.0:
+        return image
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 @functools.lru_cache(maxsize=None)
 def skimage_texture(name: str) -> np.ndarray:
     """One scikit-image sample image as RGB uint8 (H, W, 3), longest side at most 640 px.
@@ -40,10 +49,7 @@ def skimage_texture(name: str) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     image = np.ascontiguousarray(image[:, :, :3])
-    scale = _MAX_SIDE / max(image.shape[:2])
-    if scale < 1.0:
-        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    image = _downscaled(image)
     image.setflags(write=False)
     return image
 
@@ -67,10 +73,7 @@ def video_frames(path: str, *, count: int = 12) -> tuple[np.ndarray, ...]:
         if not ok:
             continue
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        scale = _MAX_SIDE / max(image.shape[:2])
-        if scale < 1.0:
-            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image = _downscaled(image)
         image.setflags(write=False)
         frames.append(image)
     capture.release()
