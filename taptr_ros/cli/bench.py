@@ -161,7 +161,7 @@ def run_transport(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from taptr_ros.train.step_cost import StepCostOptions, format_step_cost, measure_step_cost, rows_to_dict
 
-    options = StepCostOptions(points=args.points, frames=args.frames, size=args.size, preset=args.preset,
+    options = StepCostOptions(points=args.points, gather_backwards=args.gather_backward, frames=args.frames, size=args.size, preset=args.preset,
                               data_preset=args.data_preset, repeats=args.repeats, threads=args.threads,
                               match_weight=args.match_loss, init=args.init, profile=args.profile,
                               seed=args.seed)
@@ -173,6 +173,10 @@ def run_train(args: argparse.Namespace) -> int:
         with open(args.json, "w") as f:
             json.dump(rows_to_dict(rows, options), f, indent=1)
     return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:
@@ -288,6 +292,9 @@ def register(subparsers) -> None:
     r.add_argument("--repeats", type=int, default=5, help="measured steps per count (default 5)")
     r.add_argument("--match-loss", type=float, default=1.0, help="feature-matching weight (default 1)")
     r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    r.add_argument("--gather-backward", type=_names, default=("fast",),
+                   help="deformable gather CPU backwards to time side by side: fast, embedding_bag "
+                        "(default fast)")
     r.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators")
     r.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     r.add_argument("--seed", type=int, default=0)

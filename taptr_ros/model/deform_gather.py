@@ -13,11 +13,20 @@ and the attention weights fold into the corner weights, so all heads and all lev
 through one `embedding_bag` call (a weighted sum of rows, optimised on CPU and CUDA) without
 materialising the samples; it differentiates with respect to the table and the weights (hence
 the locations), as `grid_sample` does.
+
+Training on CPU: `embedding_bag`'s own backward for the table (a dense scatter-add after a
+sort) was 29% of a whole training step (`taptr bench train --profile`). `weighted_row_sum`
+keeps the forward and computes the same gradients as the transposed problem instead: the
+table's gradient is one `embedding_bag` over the output gradient with the rows sorted into
+bags, the weights' gradient a chunked gather-and-dot; about 3.5x faster on CPU (see
+`benchmarks/README.md`). CUDA keeps `embedding_bag`'s own backward.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +84,76 @@ def bilinear_taps(locations: Tensor, shapes, num_tokens: int, *, frames: Tensor 
     return rows.view(b, q, m, nl, p, 4), weights
 
 
+_WEIGHT_GRAD_CHUNK = 1024  # bags per gather in the weights' gradient: the chunk stays in cache
+_fast_cpu_backward = True
+
+
+@contextlib.contextmanager
+def cpu_backward(fast: bool) -> Iterator[None]:
+    """Forwards run within the block record `_WeightedRowSum`'s CPU backward (fast=True, the
+    default) or `embedding_bag`'s own (fast=False; `taptr bench train --gather-backward`)."""
+    global _fast_cpu_backward
+    previous, _fast_cpu_backward = _fast_cpu_backward, fast
+    try:
+        yield
+    finally:
+        _fast_cpu_backward = previous
+
+
+class _WeightedRowSum(torch.autograd.Function):
+    """out[n] = sum_k weights[n, k] * table[rows[n, k]], with a cheap CPU backward."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, table: Tensor, weights: Tensor) -> Tensor:
+        ctx.save_for_backward(rows, table, weights)
+        return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        rows, table, weights = ctx.saved_tensors
+        n, k = rows.shape
+        d = table.shape[1]
+        grad = grad.contiguous()
+        flat = rows.reshape(-1)
+        grad_table = grad_weights = None
+        if ctx.needs_input_grad[1]:
+            # d table[v] = sum over (n, k) with rows[n, k] == v of weights[n, k] * grad[n]:
+            # a weighted bag sum of grad rows, one bag per table row (rows sorted into bags)
+            sorted_rows, order = torch.sort(flat)
+            counts = torch.bincount(sorted_rows, minlength=table.shape[0])
+            offsets = torch.zeros_like(counts)
+            offsets[1:] = counts.cumsum(0)[:-1]
+            grad_table = F.embedding_bag(order // k, grad, offsets,
+                                         per_sample_weights=weights.reshape(-1)[order],
+                                         mode="sum")
+        if ctx.needs_input_grad[2]:
+            # d weights[n, k] = table[rows[n, k]] . grad[n], gathered a chunk of bags at a time
+            grad_weights = torch.empty_like(weights)
+            for start in range(0, n, _WEIGHT_GRAD_CHUNK):
+                stop = min(n, start + _WEIGHT_GRAD_CHUNK)
+                taps = table.index_select(0, flat[start * k:stop * k]).view(stop - start, k, d)
+                torch.bmm(taps, grad[start:stop, :, None], out=grad_weights[start:stop, :, None])
+        return None, grad_table, grad_weights
+
+
+def weighted_row_sum(rows: Tensor, table: Tensor, weights: Tensor) -> Tensor:
+    """Weighted sums of table rows: `F.embedding_bag(rows, table, per_sample_weights=weights,
+    mode="sum")`, with the cheaper backward of `_WeightedRowSum` when it trains on CPU.
+
+    Args:
+        rows: (N, K) int32 or int64 rows of `table`.
+        table: (V, D).
+        weights: (N, K), dtype of `table`.
+
+    Returns:
+        (N, D): out[n] = sum_k weights[n, k] * table[rows[n, k]].
+    """
+    needs_grad = torch.is_grad_enabled() and (table.requires_grad or weights.requires_grad)
+    if needs_grad and _fast_cpu_backward and table.device.type == "cpu":
+        return _WeightedRowSum.apply(rows, table, weights.contiguous())
+    return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
+
+
 def _table(values: Tensor) -> Tensor:
     """(B, L, M, D) -> (B * L * M, D) contiguous view (a copy only if not contiguous)."""
     return values.reshape(-1, values.shape[-1])
@@ -96,8 +175,7 @@ def ms_deform_attn_gather(values: Tensor, shapes, locations: Tensor, weights: Te
     q = locations.shape[1]
     rows, bil = bilinear_taps(locations, shapes, length)
     tap_w = (bil * weights[..., None]).to(values.dtype)
-    out = F.embedding_bag(rows.view(b * q * m, -1), _table(values),
-                          per_sample_weights=tap_w.view(b * q * m, -1), mode="sum")
+    out = weighted_row_sum(rows.view(b * q * m, -1), _table(values), tap_w.view(b * q * m, -1))
     return out.view(b, q, m * d)
 
 
@@ -127,12 +205,10 @@ def key_aware_attn_gather(keys: Tensor, values: Tensor, shapes, locations: Tenso
         raise ValueError(f"{num_frames} frames of keys for a batch of {b}: pass frames=")
     rows, bil = bilinear_taps(locations, shapes, length, frames=frames, num_frames=num_frames)
     bil = bil.to(keys.dtype)
-    k_s = F.embedding_bag(rows.view(-1, 4), _table(keys), per_sample_weights=bil.view(-1, 4),
-                          mode="sum")  # (B*Q*M*nL*P, D)
+    k_s = weighted_row_sum(rows.view(-1, 4), _table(keys), bil.view(-1, 4))  # (B*Q*M*nL*P, D)
     logits = torch.bmm(k_s.view(b * q * m, nl * p, d), query.reshape(b * q * m, d, 1))
     logits = logits.view(b, q, m, nl, p) / math.sqrt(d)
     attn = logits.flatten(3).softmax(-1).view(b, q, m, nl, p, 1)
     tap_w = (bil * attn).view(b * q * m, -1)
-    out = F.embedding_bag(rows.view(b * q * m, -1), _table(values), per_sample_weights=tap_w,
-                          mode="sum")
+    out = weighted_row_sum(rows.view(b * q * m, -1), _table(values), tap_w)
     return out.view(b, q, m * d), logits

@@ -149,8 +149,11 @@ def feature_match_loss(fine_map: Tensor, gt_xy: Tensor, mask: Tensor, query_t: T
         return fine_map.sum() * 0
     feats = F.normalize(fine_map, dim=1)
     q_xy = gt_xy[query_t, torch.arange(n, device=gt_xy.device)]  # (N, 2)
-    grid = (2 * q_xy - 1).view(n, 1, 1, 2)
-    query = F.grid_sample(feats[query_t], grid, align_corners=True).view(n, c)
+    # every point sampled in every frame (T*N*C values), then each at its own query frame:
+    # indexing feats[query_t] instead would copy (and zero-fill in backward) N whole maps
+    grid = (2 * q_xy - 1).view(1, n, 1, 2).expand(t, n, 1, 2)
+    sampled = F.grid_sample(feats, grid, align_corners=True).view(t, c, n)  # (T, C, N)
+    query = sampled[query_t, :, torch.arange(n, device=gt_xy.device)]  # (N, C)
     query = F.normalize(query, dim=-1)
     logits = torch.einsum("tcl,nc->tnl", feats.flatten(2), query) / temperature  # (T, N, h*w)
     target = bilinear_cell_targets(gt_xy, h, w)

@@ -6,7 +6,9 @@ generated and preprocessed), ``forward`` (the windowed rollout), ``loss``, ``bac
 ``optimizer`` (gradient clipping, AdamW, EMA). Every figure is a median over ``repeats`` steps
 after one warm-up step, in milliseconds; ``tracks/s`` is supervised tracks per second of the
 whole step, the quantity more tracks per clip buys (the backbone's cost is shared by all of a
-clip's tracks). ``profile=True`` adds torch.profiler's table of the operators with the most
+clip's tracks). ``gather_backwards`` repeats the rows with the deformable gather's CPU backward
+of `taptr_ros.model.deform_gather` ("fast") and `embedding_bag`'s own ("embedding_bag"), side by
+side in one run. ``profile=True`` adds torch.profiler's table of the operators with the most
 self CPU time in one step.
 """
 
@@ -20,6 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from taptr_ros.data import synthetic
+from taptr_ros.model.deform_gather import cpu_backward
 from taptr_ros.model.config import TaptrConfig
 from taptr_ros.model.config import preset as network_preset
 from taptr_ros.model.taptr import TAPTRv2
@@ -30,6 +33,7 @@ from taptr_ros.train.loop import TrainConfig, make_optimizer
 from taptr_ros.train.rollout import rollout
 
 STAGES = ("data", "forward", "loss", "backward", "optimizer")
+GATHER_BACKWARDS = ("fast", "embedding_bag")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +41,9 @@ class StepCostOptions:
     """What to measure.
 
     Attributes:
-        points: tracks per clip, one row each.
+        points: tracks per clip, one row each (per gather backward).
+        gather_backwards: the deformable gather's CPU backwards to time, each a set of rows
+            (`GATHER_BACKWARDS`).
         frames: frames per clip.
         size: network input side in pixels (None = the preset's).
         preset: network preset.
@@ -51,6 +57,7 @@ class StepCostOptions:
     """
 
     points: tuple[int, ...] = (48, 128, 256)
+    gather_backwards: tuple[str, ...] = ("fast",)
     frames: int = 12
     size: int | None = None
     preset: str = "small"
@@ -65,10 +72,11 @@ class StepCostOptions:
 
 @dataclasses.dataclass
 class StepCostRow:
-    """Median milliseconds per stage of one tracks-per-clip count."""
+    """Median milliseconds per stage of one tracks-per-clip count and gather backward."""
 
     points: int
     ms: dict[str, float]
+    gather_backward: str = "fast"
 
     @property
     def total_ms(self) -> float:
@@ -88,7 +96,11 @@ def _timed(stage: str, times: dict[str, list[float]], fn: Callable[[], object]) 
 
 def measure_step_cost(options: StepCostOptions, *, log: Callable[[str], None] = lambda line: None
                       ) -> tuple[list[StepCostRow], str | None]:
-    """Rows (one per ``options.points``) and, with ``profile``, the profiler table (text)."""
+    """Rows (per gather backward, one per ``options.points``) and, with ``profile``, the
+    profiler table (text) of the last points count with the first gather backward."""
+    unknown = set(options.gather_backwards) - set(GATHER_BACKWARDS)
+    if unknown or not options.gather_backwards:
+        raise ValueError(f"gather backwards {sorted(unknown) or '(none)'}: choose from {GATHER_BACKWARDS}")
     if options.threads:
         torch.set_num_threads(options.threads)
     if options.init:
@@ -107,7 +119,7 @@ def measure_step_cost(options: StepCostOptions, *, log: Callable[[str], None] = 
     weights = LossWeights(match=options.match_weight)
     h, w = net.input_hw
     rows, table = [], None
-    for count in options.points:
+    for backward, count in [(b, c) for b in options.gather_backwards for c in options.points]:
         data_cfg = (synthetic.preset(options.data_preset, num_frames=options.frames, height=h, width=w,
                                      num_points=count),)
         times: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -115,9 +127,10 @@ def measure_step_cost(options: StepCostOptions, *, log: Callable[[str], None] = 
             step_times: dict[str, list[float]] = {s: [] for s in STAGES}
             clip = _timed("data", step_times, lambda: synthetic_clip(net, data_cfg, options.seed, index, count, 0.25))
             optimizer.zero_grad(set_to_none=True)
-            out = _timed("forward", step_times, lambda: rollout(model, clip.video, clip.query_xy, clip.query_t))
-            terms = _timed("loss", step_times, lambda: tracking_loss(out, clip.gt_xy, clip.gt_occluded, weights))
-            _timed("backward", step_times, lambda: terms.total.backward())
+            with cpu_backward(backward == "fast"):  # chosen when the forward builds the graph
+                out = _timed("forward", step_times, lambda: rollout(model, clip.video, clip.query_xy, clip.query_t))
+                terms = _timed("loss", step_times, lambda: tracking_loss(out, clip.gt_xy, clip.gt_occluded, weights))
+                _timed("backward", step_times, lambda: terms.total.backward())
 
             def update() -> None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
@@ -128,11 +141,12 @@ def measure_step_cost(options: StepCostOptions, *, log: Callable[[str], None] = 
             if index:  # the first step warms up allocators and caches
                 for stage in STAGES:
                     times[stage] += step_times[stage]
-        row = StepCostRow(count, {s: statistics.median(v) for s, v in times.items()})
+        row = StepCostRow(count, {s: statistics.median(v) for s, v in times.items()}, backward)
         rows.append(row)
-        log(f"{count} tracks: {row.total_ms:.0f} ms per step")
+        log(f"{count} tracks, {backward} gather backward: {row.total_ms:.0f} ms per step")
     if options.profile:
-        table = _profile_table(model, net, options, weights)
+        with cpu_backward(options.gather_backwards[0] == "fast"):
+            table = _profile_table(model, net, options, weights)
     return rows, table
 
 
@@ -153,11 +167,11 @@ def _profile_table(model: TAPTRv2, net: TaptrConfig, options: StepCostOptions, w
 def format_step_cost(rows: Sequence[StepCostRow], options: StepCostOptions) -> str:
     """The table: ms per stage, step total, tracks per second and its ratio to the first row."""
     base = rows[0].tracks_per_s if rows else 1.0
-    head = f"{'tracks':>6} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'step ms':>8} {'tracks/s':>8} {'ratio':>6}"
+    head = f"{'tracks':>6} {'gather bwd':>13} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'step ms':>8} {'tracks/s':>8} {'ratio':>6}"
     lines = [f"# taptr bench train: {options.preset}, {options.frames} frames, data {options.data_preset}, "
              f"median of {options.repeats} steps, {torch.get_num_threads()} threads", head]
     for row in rows:
-        lines.append(f"{row.points:>6} " + " ".join(f"{row.ms[s]:>9.0f}" for s in STAGES)
+        lines.append(f"{row.points:>6} {row.gather_backward:>13} " + " ".join(f"{row.ms[s]:>9.0f}" for s in STAGES)
                      + f" {row.total_ms:>8.0f} {row.tracks_per_s:>8.1f} {row.tracks_per_s / base:>6.2f}")
     return "\n".join(lines)
 
@@ -165,6 +179,6 @@ def format_step_cost(rows: Sequence[StepCostRow], options: StepCostOptions) -> s
 def rows_to_dict(rows: Sequence[StepCostRow], options: StepCostOptions) -> dict:
     """JSON-ready: the options and, per row, ms per stage, step ms and tracks per second."""
     return {"options": dataclasses.asdict(options),
-            "rows": [{"points": r.points, "ms": r.ms, "step_ms": r.total_ms, "tracks_per_s": r.tracks_per_s}
+            "rows": [{"points": r.points, "gather_backward": r.gather_backward, "ms": r.ms, "step_ms": r.total_ms, "tracks_per_s": r.tracks_per_s}
                      for r in rows],
             "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -9,8 +9,9 @@ import torch
 
 from taptr_ros.model.deform_attn import (KeyAwareDeformAttn, MSDeformAttn, key_aware_reference,
                                          ms_deform_attn_reference, sample_levels)
+import taptr_ros.model.deform_gather as deform_gather
 from taptr_ros.model.deform_gather import (bilinear_taps, key_aware_attn_gather,
-                                           ms_deform_attn_gather)
+                                           ms_deform_attn_gather, weighted_row_sum)
 
 SHAPES = [(5, 6), (3, 2), (1, 1)]
 L = sum(h * w for h, w in SHAPES)
@@ -101,6 +102,49 @@ def test_gradients_match_reference():
     slow = grads(reference_key_aware)
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+def test_encoder_gather_gradients_match_reference():
+    """d/d(values, locations, weights) of the encoder's gather as grid_sample's."""
+    def grads(fn):
+        values, _, loc, weights, _ = random_case(5)
+        leaves = [t.requires_grad_() for t in (values, loc, weights)]
+        fn(values, loc, weights).sin().sum().backward()
+        return [t.grad for t in leaves]
+    fast = grads(lambda v, loc, w: ms_deform_attn_gather(v, SHAPES, loc, w))
+    slow = grads(reference_attn)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+def test_weighted_row_sum_backward_equals_embedding_bag(monkeypatch, needs):
+    """The CPU backward (rows sorted into bags, chunked gather) gives embedding_bag's gradients,
+    with rows repeated across and within bags, table rows never read, and bags spanning chunks."""
+    monkeypatch.setattr(deform_gather, "_WEIGHT_GRAD_CHUNK", 3)
+    gen = torch.Generator().manual_seed(6)
+    rows = torch.randint(0, 9, (10, 5), generator=gen, dtype=torch.int32)
+    rows[0] = 4  # the same row 5 times in one bag
+    table = torch.randn(12, 7, generator=gen, dtype=torch.float64)  # rows 9..11 never read
+    weights = torch.rand(10, 5, generator=gen, dtype=torch.float64)
+    grad_out = torch.randn(10, 7, generator=gen, dtype=torch.float64)
+
+    def grads(fn):
+        t = table.clone().requires_grad_(needs[0])
+        w = weights.clone().requires_grad_(needs[1])
+        out = fn(rows, t, w)
+        out.backward(grad_out)
+        return out.detach(), t.grad, w.grad
+    fast = grads(weighted_row_sum)
+    slow = grads(lambda r, t, w: torch.nn.functional.embedding_bag(
+        r, t, per_sample_weights=w, mode="sum"))
+    for a, b in zip(fast, slow):
+        if b is None:
+            assert a is None
+        else:
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    if needs[0]:
+        assert float(fast[1][9:].abs().max()) == 0.0
 
 
 def randomized(module, seed):

@@ -41,3 +41,26 @@ def test_matching_features_cost_less_than_shuffled_ones():
     empty = feature_match_loss(maps, gt, torch.zeros_like(mask), query_t, 0.07)
     empty.backward()
     assert empty.item() == 0 and maps.grad is not None
+
+
+def test_query_features_are_sampled_at_each_points_own_frame():
+    """The loss equals the obvious formula: each point's query feature grid-sampled from its
+    own query frame's map, then cross entropy against every later visible frame's cells."""
+    gen = torch.Generator().manual_seed(0)
+    fine = torch.randn(5, 8, 6, 7, generator=gen, dtype=torch.float64)
+    gt_xy = torch.rand(5, 9, 2, generator=gen, dtype=torch.float64)
+    mask = torch.rand(5, 9, generator=gen) > 0.3
+    query_t = torch.randint(0, 5, (9,), generator=gen)
+    feats = torch.nn.functional.normalize(fine, dim=1)
+    expected = []
+    for i in range(9):
+        grid = (2 * gt_xy[query_t[i], i] - 1).view(1, 1, 1, 2)
+        q = torch.nn.functional.grid_sample(feats[query_t[i]][None], grid, align_corners=True).view(8)
+        q = torch.nn.functional.normalize(q, dim=0)
+        logits = torch.einsum("tcl,c->tl", feats.flatten(2), q) / 0.07
+        target = bilinear_cell_targets(gt_xy[:, i:i + 1], 6, 7)[:, 0]
+        expected.append(-(target * logits.log_softmax(-1)).sum(-1))
+    ce = torch.stack(expected, 1)
+    want = (ce * mask).sum() / mask.sum()
+    got = feature_match_loss(fine, gt_xy, mask, query_t, 0.07)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)

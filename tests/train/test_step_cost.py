@@ -35,3 +35,26 @@ def test_cli_writes_json_and_profile_table(tmp_path, capsys):
     assert "tracks/s" in printed and "Self CPU" in printed  # the torch.profiler table
     data = json.loads(out.read_text())
     assert data["rows"][0]["points"] == 4 and set(data["rows"][0]["ms"]) == set(STAGES)
+
+
+def test_gather_backwards_side_by_side_run_the_backward_they_name(monkeypatch):
+    """Rows for both CPU backwards of the deformable gather; only "fast" runs _WeightedRowSum's."""
+    from taptr_ros.model import deform_gather
+
+    calls = []
+    fast_backward = deform_gather._WeightedRowSum.backward
+
+    def counted(ctx, grad):
+        calls.append(grad.shape)
+        return fast_backward(ctx, grad)
+
+    monkeypatch.setattr(deform_gather._WeightedRowSum, "backward", staticmethod(counted))
+    options = StepCostOptions(**{**TINY, "points": (4,)}, gather_backwards=("embedding_bag",))
+    rows, _ = measure_step_cost(options)
+    assert [r.gather_backward for r in rows] == ["embedding_bag"] and not calls
+    options = StepCostOptions(**{**TINY, "points": (4,)}, gather_backwards=("fast", "embedding_bag"))
+    rows, _ = measure_step_cost(options)
+    assert [(r.gather_backward, r.points) for r in rows] == [("fast", 4), ("embedding_bag", 4)]
+    assert calls  # the fast rows' backward went through it
+    text = format_step_cost(rows, options)
+    assert [line.split()[1] for line in text.splitlines()[2:]] == ["fast", "embedding_bag"]
