@@ -150,7 +150,8 @@ class WindowOutput:
         layer_feat: (nD, W, N, C) content after each layer (after the FFN's norm).
         hs: (nD, W, N, C) fused head feature g of each layer.
         ref_out: (W, N, 4) last layer's position in logit space (the new trajectory state).
-        content_out: (W, N, C) post-window content: f_in + update * between_window_updater([f0, f_in, g_last]).
+        content_out: (W, N, C) post-window content: f_in + update * between_window_updater([f0, f_in, g_last])
+            (the delta dropped with p = 0.6 in training mode, as the official recipe).
     """
 
     pos_apu: Tensor
@@ -208,6 +209,9 @@ class DecoderLayer(nn.Module):
         return self.norm_ffn(x + self.linear2(F.relu(self.linear1(x))))
 
 
+WINDOW_UPDATE_DROPOUT = 0.6  # official TAPTRv2 recipe (taptrv2_notes.md section 1.5)
+
+
 class Decoder(nn.Module):
     """The TAPTRv2 decoder with its shared modules and per-layer heads."""
 
@@ -222,6 +226,8 @@ class Decoder(nn.Module):
         self.pos_heads = nn.ModuleList(MLP([c, c, c, 4]) for _ in range(config.dec_layers))
         self.vis_heads = nn.ModuleList(nn.Linear(c, config.num_vis_classes) for _ in range(config.dec_layers))
         self.window_updater = mlp_sequential([3 * c, c, c])  # [f0, f_in, g_last] -> content delta
+        # official training drops the between-window content delta (p = 0.6); no-op in eval mode
+        self.window_dropout = nn.Dropout(WINDOW_UPDATE_DROPOUT)
         for head in self.pos_heads:
             nn.init.zeros_(head.layers[-1].weight)
             nn.init.zeros_(head.layers[-1].bias)
@@ -285,7 +291,8 @@ class Decoder(nn.Module):
                 outs[key].append(val)
         g_last = outs["hs"][-1]
         f0 = init_content[None].expand(n_frames, n_pts, c)
-        content_out = content_in + upd * self.window_updater(torch.cat((f0, content_in, g_last), -1))
+        delta = self.window_dropout(self.window_updater(torch.cat((f0, content_in, g_last), -1)))
+        content_out = content_in + upd * delta
         return WindowOutput(
             pos_apu=torch.stack(outs["pos_apu"]), pos=torch.stack(outs["pos"]),
             vis_logits=torch.stack(outs["vis"]), apu_delta=torch.stack(outs["delta"]),

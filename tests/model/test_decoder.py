@@ -116,3 +116,26 @@ def test_cached_per_frame_projections_give_the_same_window(tiny_model, window):
     cached = decode(tiny_model, **{**window, "window_memory": None}, memory_kv=(keys, values))
     for a, b in ((cached.pos, base.pos), (cached.vis_logits, base.vis_logits), (cached.content_out, base.content_out)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_between_window_delta_is_dropped_in_training_only(tiny_model, window):
+    """Official recipe: the content delta is dropped with p = 0.6 in training; eval is exact."""
+    from taptr_ros.model.decoder import WINDOW_UPDATE_DROPOUT
+
+    upd = window["update"]
+    exact = decode(tiny_model, **window)
+    delta = (exact.content_out - window["content_in"])[upd]
+    try:
+        tiny_model.train()
+        torch.manual_seed(0)
+        dropped = decode(tiny_model, **window)
+    finally:
+        tiny_model.eval()
+    # layer outputs do not depend on the dropout; only the content handed to the next window
+    torch.testing.assert_close(dropped.pos, exact.pos)
+    kept = (dropped.content_out - window["content_in"])[upd]
+    zero = kept == 0
+    assert 0.4 < float(zero.float().mean()) < 0.8
+    torch.testing.assert_close(kept[~zero], delta[~zero] / (1 - WINDOW_UPDATE_DROPOUT))
+    again = decode(tiny_model, **window)
+    assert torch.equal(again.content_out, exact.content_out)
