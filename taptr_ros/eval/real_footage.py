@@ -10,7 +10,9 @@ For a video (its first ``frames`` frames, resized to ``height`` pixels high, asp
   point = distance (pixels of the resized video) between where it comes back and where it
   started. A perfect tracker returns every point exactly; a point lost on the way does not;
 * **still**: frame 0 repeated ``still_frames`` times; **drift** of a point = its largest
-  distance from the query over those frames (a tracker should not move anything).
+  distance from the query over those frames (a tracker should not move anything); the median
+  drift of every still frame is kept too (``still_by_frame_px``: TAPTR's grows at each window
+  boundary, every 4 frames, which is how the drift was traced to the window hand-off).
 
 Both trackers get the same queries: TAPTR through the online engine tracking all points
 jointly, as the node does, and pyramidal Lucas-Kanade (`lk_baseline`). Any callable with the
@@ -42,6 +44,7 @@ class FootageResult:
     survival: float          # share called visible in the last frame (forward pass)
     still_median_px: float   # median over points of the largest drift on the still video
     still_max_px: float      # largest drift of any point on the still video
+    still_by_frame_px: tuple[float, ...] = ()  # median over points of the drift at each still frame
 
 
 def grid_queries(grid: int, size_hw: tuple[int, int]) -> np.ndarray:
@@ -75,12 +78,14 @@ def measure(name: str, video: np.ndarray, trackers: Mapping[str, Tracker], *, gr
         bwd, _, _ = track(np.ascontiguousarray(video[::-1]), back_queries)
         fb = np.linalg.norm(bwd[:, -1] - queries[:, 1:], axis=-1)
         still_tracks, _, _ = track(still, queries)
-        drift = np.linalg.norm(still_tracks - queries[:, None, 1:], axis=-1).max(axis=1)
+        still_drift = np.linalg.norm(still_tracks - queries[:, None, 1:], axis=-1)  # (N, T)
+        drift = still_drift.max(axis=1)
         results.append(FootageResult(
             video=name, tracker=label, size_hw=(H, W), num_frames=T, num_points=len(queries),
             fb_median_px=float(np.median(fb)), fb_within_2px=float(np.mean(fb < 2.0)),
             survival=float(np.mean(~fwd_occ[:, -1])), still_median_px=float(np.median(drift)),
-            still_max_px=float(drift.max())))
+            still_max_px=float(drift.max()),
+            still_by_frame_px=tuple(float(v) for v in np.median(still_drift, axis=0))))
     return results
 
 
@@ -92,4 +97,8 @@ def format_results(results: list[FootageResult]) -> str:
         lines.append(f"| {r.video} | {r.tracker} | {r.num_frames} | {r.size_hw[1]}x{r.size_hw[0]} | "
                      f"{r.num_points} | {r.fb_median_px:.2f} | {100 * r.fb_within_2px:.0f}% | "
                      f"{100 * r.survival:.0f}% | {r.still_median_px:.2f} / {r.still_max_px:.2f} |")
+    lines.append("")
+    lines.append("still drift by frame (median over points, px):")
+    for r in results:
+        lines.append(f"  {r.video} {r.tracker}: " + " ".join(f"{v:.1f}" for v in r.still_by_frame_px))
     return "\n".join(lines)

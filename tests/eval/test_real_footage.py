@@ -39,6 +39,8 @@ def test_measures_of_a_drifting_tracker_are_exact() -> None:
     assert r.fb_median_px == 18.0 and r.fb_within_2px == 0.0
     assert r.survival == 1.0
     assert r.still_median_px == 4.0 and r.still_max_px == 4.0
+    assert r.still_by_frame_px == (0.0, 1.0, 2.0, 3.0, 4.0)
+    assert "  v drift: 0.0 1.0 2.0 3.0 4.0" in format_results([r]).splitlines()
     (z,) = measure("v", video, {"still": _drifting(0.0)}, grid=3, still_frames=5)
     assert z.fb_median_px == 0.0 and z.fb_within_2px == 1.0 and z.still_max_px == 0.0
 
