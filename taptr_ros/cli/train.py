@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1, help="clips per process per step (default 1)")
     p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     p.add_argument("--points", type=int, default=32, help="tracks per clip (default 32)")
-    p.add_argument("--size", type=int, default=None, help="network input side in px (default: the preset's)")
+    p.add_argument("--size", type=int, default=None, help="network input side in px (default: the preset's, or with --init the checkpoint's)")
     p.add_argument("--out", required=True, help="run directory (e.g. runs/small)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "weight it (default easy,hard; e.g. easy,hard,easy,hard,still)")
     p.add_argument("--init", default="",
                    help="start a new run from this checkpoint's weights and network (e.g. "
-                        "models/default.pt), fresh optimiser and warm-up; --preset/--size are then "
-                        "taken from it")
+                        "models/default.pt), fresh optimiser and warm-up; --preset is then taken "
+                        "from it, and --size (if given) changes its input size")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                    help="autocast of forward pass and losses (bf16 on GPUs; default fp32)")
     p.add_argument("--time-budget", type=float, default=0.0, metavar="S",
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                       clip_norm=args.clip_norm, warmup=args.warmup, visible_only=args.visible_only,
                       match_weight=args.match_loss, occluded_weight=args.occluded_weight,
                       texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
-                      seed=args.seed, data=args.data, init=args.init, precision=args.precision,
+                      seed=args.seed, data=args.data, init=args.init, init_size=args.size or 0,
+                      precision=args.precision,
                       time_budget_s=args.time_budget, workers=args.workers,
                       presets=tuple(n for n in args.presets.split(",") if n), threads=args.threads, val_every=args.val_every,
                       checkpoint_every_s=args.checkpoint_every)

@@ -82,6 +82,8 @@ class TrainConfig:
         init: checkpoint whose weights (and network config) a new run starts from, with a fresh
             optimiser and the warm-up (the campaign's next run starts from ``models/default.pt``);
             "" = random initialisation. Ignored when resuming.
+        init_size: with ``init``, train at this square input side in px instead of the
+            checkpoint's (the weights do not depend on it; 0 = the checkpoint's).
         threads: torch CPU threads per process (0 = leave torch's default).
         log_every: steps between CSV rows.
         val_every: steps between validations (0 = never).
@@ -109,6 +111,7 @@ class TrainConfig:
     presets: tuple[str, ...] = ("easy", "hard")
     texture_videos: tuple[str, ...] = ()
     init: str = ""
+    init_size: int = 0
     precision: str = "fp32"
     time_budget_s: float = 0.0
     workers: int = 0
@@ -206,6 +209,8 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
     elif cfg.init:
         init = load_checkpoint(cfg.init)
         net_config = init.config
+        if cfg.init_size:
+            net_config = net_config.replace(input_hw=(cfg.init_size, cfg.init_size))
     torch.manual_seed(cfg.seed)
     model = TAPTRv2(net_config).to(device).train()
     if init is not None:

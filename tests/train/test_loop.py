@@ -88,6 +88,21 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights(tmp_path, tiny):
     assert lrs[0] < lrs[1]  # warm-up from the start again
 
 
+def test_init_size_trains_the_checkpoints_weights_at_another_input_size(tmp_path, tiny):
+    train(tiny, _cfg(), tmp_path / "a", progress=False)
+    export_model(tmp_path / "a.pt", load_train_state_model(tmp_path / "a" / "last.pt"))
+    start = train(preset_named("small"), _cfg(steps=0, init=str(tmp_path / "a.pt"), init_size=96),
+                  tmp_path / "b", progress=False)
+    same = train(preset_named("small"), _cfg(steps=0, init=str(tmp_path / "a.pt")), tmp_path / "c",
+                 progress=False)
+    assert start["weights_sha1"] == same["weights_sha1"]  # the same weights, only the size differs
+    cont = train(tiny, _cfg(steps=1, init=str(tmp_path / "a.pt"), init_size=96, val_every=1,
+                            val_per_preset=1), tmp_path / "d", progress=False)
+    assert cont["step"] == 1
+    assert load_checkpoint(tmp_path / "d" / "best.pt").config.input_hw == (96, 96)
+    assert load_train_state_model(tmp_path / "d" / "last.pt").config.input_hw == (96, 96)
+    assert load_train_state_model(tmp_path / "c" / "last.pt").config.input_hw == tiny.input_hw
+
 def test_still_clips_do_not_move(tiny):
     from taptr_ros.train.data import synthetic_clips
     clip = next(synthetic_clips(tiny, num_frames=6, num_points=8, seed=2, presets=("still",)))
