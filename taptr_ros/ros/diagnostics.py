@@ -64,6 +64,14 @@ class NodeStats:
                 self._dropped += 1
                 self._p_dropped += 1
 
+    def frame_dropped_after_encoding(self, dropped: bool) -> None:
+        """The pipeline's encoder handed a frame on; ``dropped``: it replaced an encoded frame
+        the tracker never took (counted with the images dropped before encoding)."""
+        if dropped:
+            with self._lock:
+                self._dropped += 1
+                self._p_dropped += 1
+
     def image_skipped(self) -> None:
         """An image could not be read (malformed, unknown encoding) and was skipped."""
         with self._lock:

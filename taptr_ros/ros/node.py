@@ -7,8 +7,10 @@ tracking room's factory, inference runs on `worker.LatestWorker`'s thread, reque
 Threads: one executor thread runs the image callback (reads the serialized image with `wire`,
 converts it and hands the frame to the worker, newest wins), the requests (services and clicks)
 and the diagnostics timer; none of them waits for inference, so a request waits at most one
-image conversion. The worker thread runs the tracker and publishes; an overlay thread draws
-~/overlay (newest wins too). The tracker applies requests at frame boundaries.
+image conversion. The worker thread runs the tracker and publishes; with ``pipeline`` (the
+default) an encoder thread in front of it encodes the next frame meanwhile (each of the two
+hands on the newest frame); an overlay thread draws ~/overlay (newest wins too). The tracker
+applies requests at frame boundaries.
 
 Why a SingleThreadedExecutor: rclpy's MultiThreadedExecutor adds about 5 ms between a 640x480
 image's arrival and its callback on a 2-core CPU (measured: round trip image -> reply 2.1 ms
@@ -54,6 +56,7 @@ from taptr_ros.ros.tracker_setup import build_tracker
 from taptr_ros.ros.wire import decode_image_message
 from taptr_ros.ros.worker import LatestWorker
 from taptr_ros.srv import AddPoints, RemovePoints
+from taptr_ros.tracking.encoding import EncodedFrame
 from taptr_ros.tracking.errors import FrameError, TrackerError, TrackerStateError
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -65,12 +68,18 @@ class StartupError(RuntimeError):
 
 @dataclass
 class _Frame:
-    """A converted image on its way to the tracker."""
+    """A converted image on its way to the tracker (encoded by the pipeline's first stage)."""
 
     rgb: np.ndarray
     header: object
     stamp_ns: int
     received: float  # time.perf_counter() when the image callback started
+    encoded: EncodedFrame | None = None
+
+    @property
+    def tracker_input(self) -> np.ndarray | EncodedFrame:
+        """What `OnlineTracker.push` takes: the encoding when there is one, else the image."""
+        return self.rgb if self.encoded is None else self.encoded
 
 
 class TrackerNode(Node):
@@ -138,6 +147,12 @@ class TrackerNode(Node):
         self.worker: LatestWorker[_Frame] = LatestWorker(
             self._track, on_error=lambda exc: guard.report("tracking", exc))
         self.worker.start()
+        # pipeline: frame t + 1 is encoded on this thread while frame t is decoded on the worker
+        self.encoder: LatestWorker[_Frame] | None = None
+        if p.pipeline:
+            self.encoder = LatestWorker(self._encode, name="encoder",
+                                        on_error=lambda exc: guard.report("encoding", exc))
+            self.encoder.start()
         profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get(
             "FASTRTPS_DEFAULT_PROFILES_FILE") or "none (Fast DDS defaults)"
         self.get_logger().info(f"ready: {self.info.summary} on {self.info.device}, "
@@ -162,7 +177,8 @@ class TrackerNode(Node):
             self.get_logger().warning(f"image skipped: {exc}", throttle_duration_sec=5.0)
             return
         frame = _Frame(rgb, header, services.stamp_to_ns(header.stamp), received)
-        self.stats.image_received(dropped_previous=self.worker.submit(frame))
+        first_stage = self.worker if self.encoder is None else self.encoder
+        self.stats.image_received(dropped_previous=first_stage.submit(frame))
 
     def _on_add(self, request, response):
         return self._answered("add_points", services.handle_add(self.tracker, request, response))
@@ -206,15 +222,24 @@ class TrackerNode(Node):
             stamp=self.get_clock().now().to_msg(),
             name=f"{self.get_name()}: tracking", hardware_id=str(self.info.device), extra=extra))
 
-    # ---------------------------------------------------------------- worker thread
+    # ---------------------------------------------------------------- worker threads
+    def _encode(self, frame: _Frame) -> None:
+        """Encoder thread (pipeline): encode, then hand over to the tracking worker."""
+        try:
+            frame.encoded = self.tracker.encode(frame.rgb)
+        except FrameError as exc:
+            self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
+            return
+        self.stats.frame_dropped_after_encoding(self.worker.submit(frame))
+
     def _track(self, frame: _Frame) -> None:
         try:
-            results = self.tracker.push(frame.rgb, frame.stamp_ns)
+            results = self.tracker.push(frame.tracker_input, frame.stamp_ns)
         except FrameError as exc:
             if not self._restart_on_rewind(frame):
                 self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
                 return
-            results = self.tracker.push(frame.rgb, frame.stamp_ns)
+            results = self.tracker.push(frame.tracker_input, frame.stamp_ns)
         except TrackerStateError as exc:
             self.get_logger().error(f"{exc}: resetting the tracker (points are lost)")
             self.tracker.reset()
@@ -262,6 +287,8 @@ class TrackerNode(Node):
 
     def close(self) -> None:
         """Stop the worker threads (after their current item), destroy the node; idempotent."""
+        if self.encoder is not None:
+            self.encoder.stop()
         self.worker.stop()
         self.overlay_worker.stop()
         if not self._closed:

@@ -2,7 +2,7 @@
 
 What the factory does not take is applied here: the network input size (the network is
 rebuilt around the same weights: nothing in them depends on the input size), the precision
-check (fp16 needs CUDA) and torch's CPU threads.
+check (fp16 needs CUDA) and torch's CPU threads (halved for the node's two-stage pipeline).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def build_tracker(p: NodeParameters) -> tuple[OnlineTracker, TrackerInfo]:
                              "fp32 on the CPU")
     if p.cpu_threads:
         torch.set_num_threads(p.cpu_threads)
+    elif p.pipeline:  # two stages run at once: each gets half of the cores torch would use
+        torch.set_num_threads(max(1, torch.get_num_threads() // 2))
     dtype = DTYPES[p.precision]
     model = load_model(path, preset=p.preset or None, device=device, dtype=dtype)
     if p.input_hw is not None and p.input_hw != model.config.input_hw:

@@ -42,9 +42,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from taptr_ros.model.preprocess import pixels_to_norm, preprocess_frame
+from taptr_ros.model.preprocess import pixels_to_norm
 from taptr_ros.model.taptr import TAPTRv2
 from taptr_ros.tracking.decode import dummy_positions
+from taptr_ros.tracking.encoding import EncodedFrame, check_frame, encode_frame
 from taptr_ros.tracking.errors import CapacityError, FrameError, PointError, TrackerStateError
 from taptr_ros.tracking.feature_cache import FeatureCache
 from taptr_ros.tracking.options import FrameResult, FrameTimings, TrackerOptions
@@ -268,11 +269,22 @@ class OnlineTracker:
             self._rejoin = False
 
     # ------------------------------------------------------------------ frames
-    def push(self, frame: np.ndarray, stamp: Any = None) -> list[FrameResult]:
+    def encode(self, frame: np.ndarray) -> EncodedFrame:
+        """Encode a frame for a later `push`, without touching the stream's state: may run
+        on another thread while a push is decoding (a two-stage pipeline, `encoding`).
+
+        Raises:
+            FrameError: a malformed frame.
+        """
+        return encode_frame(self.model, frame, bgr=self.options.bgr,
+                            with_keys_values=self.options.cache_projections)
+
+    def push(self, frame: np.ndarray | EncodedFrame, stamp: Any = None) -> list[FrameResult]:
         """Encode a frame, decode as the mode says, return the results published now.
 
         Args:
-            frame: (H, W, 3) uint8 RGB (BGR with options.bgr), H, W >= 2, any size.
+            frame: (H, W, 3) uint8 RGB (BGR with options.bgr), H, W >= 2, any size; or that
+                frame already encoded by `encode` of this tracker (same results).
             stamp: the frame's stamp (any totally ordered value, e.g. int nanoseconds),
                 strictly increasing; None = the frame index.
 
@@ -284,11 +296,14 @@ class OnlineTracker:
             FrameError: bad frame or stamp (nothing changes).
             TrackerStateError: a previous frame failed half-way; call reset().
         """
-        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \
-                or frame.dtype != np.uint8 or min(frame.shape[:2]) < 2:
-            desc = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
-            raise FrameError(f"a frame must be an (H, W, 3) uint8 numpy array with H, W >= 2, got {desc}")
-        hw = (int(frame.shape[0]), int(frame.shape[1]))
+        if isinstance(frame, EncodedFrame):
+            if frame.model is not self.model:
+                raise FrameError("the frame was encoded by another network than this tracker's")
+            if self.options.cache_projections and frame.keys is None:
+                raise FrameError("the frame was encoded without the keys and values this tracker caches")
+            hw = frame.hw
+        else:
+            hw = check_frame(frame)
         with self._run_lock:
             with self._lock:
                 if self._failed is not None and not any(op[0] == "reset" for op in self._pending):
@@ -331,20 +346,12 @@ class OnlineTracker:
         return time.perf_counter()
 
     @torch.inference_mode()
-    def _step(self, frame: np.ndarray, index: int, stamp: Any, hw: tuple[int, int]) -> list[FrameResult]:
-        t0 = time.perf_counter()
-        image = preprocess_frame(frame, self.model.config, bgr=self.options.bgr)
-        image = image.to(self.device, self.dtype, non_blocking=True)
-        t1 = self._sync()
-        memory = self.model.encode_frames(image[None])
-        kv = None
-        if self.options.cache_projections:
-            keys, values = self.model.project_memory(memory)
-            kv = (keys[:, 0], values[:, 0])
-        slot = self._cache.put(index, stamp, hw, memory[0], kv)
+    def _step(self, frame: np.ndarray | EncodedFrame, index: int, stamp: Any, hw: tuple[int, int]) -> list[FrameResult]:
+        enc = frame if isinstance(frame, EncodedFrame) else self.encode(frame)
+        kv = None if enc.keys is None or not self.options.cache_projections else (enc.keys, enc.values)
+        slot = self._cache.put(index, stamp, hw, enc.memory, kv)
         self._points.enter_frame(slot)
-        t2 = self._sync()
-        self._unpublished.append(_Frame(index, stamp, hw, 1e3 * (t1 - t0), 1e3 * (t2 - t1)))
+        self._unpublished.append(_Frame(index, stamp, hw, enc.preprocess_ms, enc.encode_ms))
         w = self.options.window
         tail = self._tail(index)
         commit = tail and index >= w - 1
