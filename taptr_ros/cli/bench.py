@@ -122,7 +122,7 @@ def run_node(args: argparse.Namespace) -> int:
     options = NodeBenchOptions(
         preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, rate=args.rate,
         frames=args.frames, warmup=args.warmup, points=args.points, mode=args.mode,
-        open_loop=args.open_loop, device=args.device, threads=args.threads,
+        open_loop=args.open_loop, device=args.device, threads=args.threads, pipeline=args.pipeline == "on",
         checkpoint=args.checkpoint)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
     try:
@@ -258,6 +258,9 @@ def register(subparsers) -> None:
     n.add_argument("--warmup", type=int, default=20, help="frames published first, not measured")
     n.add_argument("--points", type=int, default=49, help="points added at the first frame (a grid)")
     n.add_argument("--mode", default="immediate", choices=("immediate", "committed"))
+    n.add_argument("--pipeline", default="on", choices=("on", "off"),
+                   help="the node's pipeline parameter (default on): encode the next frame while one "
+                        "is decoded; shows in --open-loop fps")
     n.add_argument("--open-loop", action="store_true",
                    help="publish on the clock even when the previous frame is unanswered (drops count)")
     n.add_argument("--checkpoint", default=None, help="weights (default: seeded random weights of --preset)")

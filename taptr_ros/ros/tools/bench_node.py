@@ -68,6 +68,8 @@ class NodeBenchOptions:
         open_loop: publish on the clock even if the previous frame is not answered yet.
         device: the node's device parameter.
         threads: the node's cpu_threads parameter (0 = torch's default).
+        pipeline: the node's pipeline parameter (encode the next frame while one is decoded;
+            raises the fps only in open loop, where the next frame does not wait for the answer).
         ready_timeout: seconds to wait for the node to come up.
         checkpoint: weights to load; None = seeded random weights of `preset` (saved to a
             temporary file).
@@ -84,6 +86,7 @@ class NodeBenchOptions:
     open_loop: bool = False
     device: str = "auto"
     threads: int = 1
+    pipeline: bool = True
     ready_timeout: float = 180.0
     checkpoint: Path | None = None
 
@@ -130,7 +133,7 @@ def _node_command(options: NodeBenchOptions, checkpoint: Path) -> list[str]:
     params = {"checkpoint": str(checkpoint), "device": options.device, "mode": options.mode,
               "max_points": max(1, options.points), "overlay": "false",
               "diagnostics_period": str(DIAGNOSTICS_PERIOD_S),
-              "cpu_threads": options.threads}
+              "cpu_threads": options.threads, "pipeline": str(options.pipeline).lower()}
     if options.input_hw is not None:
         params["input_height"], params["input_width"] = options.input_hw
     command += ["--ros-args"]
@@ -256,7 +259,8 @@ def format_node_tables(result: NodeBenchResult) -> str:
     hw = "preset default" if o.input_hw is None else f"{o.input_hw[1]}x{o.input_hw[0]}"
     lines = [f"# taptr bench node: {o.preset} at {hw}, camera {o.image_hw[1]}x{o.image_hw[0]} rgb8 at "
              f"{o.rate:g} Hz ({'open loop' if o.open_loop else 'at most one frame in flight'}), "
-             f"{o.points} points, mode {o.mode}, device {o.device}",
+             f"{o.points} points, mode {o.mode}, pipeline {'on' if o.pipeline else 'off'}, "
+             f"{o.threads or 'default'} thread(s), device {o.device}",
              f"{result.answered}/{result.published} measured frames answered, {s['fps']:.1f} fps, "
              f"node dropped {result.dropped if result.dropped is not None else '?'} frames in total", ""]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
