@@ -1,8 +1,8 @@
 """Parameters -> the tracking room's factory -> an `OnlineTracker` (no tracking logic here).
 
-What the factory does not take is applied here: the network input size (the network is
-rebuilt around the same weights: nothing in them depends on the input size), the precision
-check (fp16 needs CUDA) and torch's CPU threads (halved for the node's two-stage pipeline).
+What the factory does not take is applied here: the precision check (fp16 needs CUDA) and
+torch's CPU threads (halved for the node's two-stage pipeline). The input size goes to the
+factory (`load_model(input_hw=...)`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 
-from taptr_ros.model.taptr import TAPTRv2
 from taptr_ros.ros.parameters import NodeParameters
 from taptr_ros.tracking import ModelLoadError, OnlineTracker, TrackerOptions
 from taptr_ros.tracking.factory import load_model, resolve_checkpoint, resolve_device
@@ -44,11 +43,7 @@ def build_tracker(p: NodeParameters) -> tuple[OnlineTracker, TrackerInfo]:
     elif p.pipeline:  # two stages run at once: each gets half of the cores torch would use
         torch.set_num_threads(max(1, torch.get_num_threads() // 2))
     dtype = DTYPES[p.precision]
-    model = load_model(path, preset=p.preset or None, device=device, dtype=dtype)
-    if p.input_hw is not None and p.input_hw != model.config.input_hw:
-        resized = TAPTRv2(model.config.replace(input_hw=p.input_hw))
-        resized.load_state_dict(model.state_dict())
-        model = resized.to(device=device, dtype=dtype or torch.float32).eval()
+    model = load_model(path, preset=p.preset or None, device=device, dtype=dtype, input_hw=p.input_hw)
     options = TrackerOptions(window=p.window_size or None, stride=p.window_stride or None,
                              mode=p.mode, max_points=p.max_points, pad_queries_to=p.pad_queries_to,
                              visibility_threshold=p.visibility_threshold, bgr=p.bgr)

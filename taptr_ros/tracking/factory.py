@@ -74,7 +74,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def load_model(checkpoint: str | os.PathLike[str] = "default", *, preset: str | None = None,
-               device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> TAPTRv2:
+               device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+               input_hw: tuple[int, int] | None = None) -> TAPTRv2:
     """The network of a checkpoint, on `device`, in eval mode.
 
     Args:
@@ -83,6 +84,8 @@ def load_model(checkpoint: str | os.PathLike[str] = "default", *, preset: str | 
             for ours, a check that the file holds that preset (None = no check).
         device: "cpu", "cuda", "cuda:N" or "auto".
         dtype: e.g. torch.float16 on CUDA; None keeps float32.
+        input_hw: (height, width) network input in pixels instead of the checkpoint's (the
+            same weights: none depends on the input size); None keeps the checkpoint's.
 
     Raises:
         ModelLoadError: missing/unreadable file, keys that do not fit, preset mismatch, device.
@@ -104,6 +107,10 @@ def load_model(checkpoint: str | os.PathLike[str] = "default", *, preset: str | 
             load_official(model, data)
     except (CheckpointError, ConfigError) as exc:
         raise ModelLoadError(f"checkpoint {path}: {exc}") from exc
+    if input_hw is not None and tuple(input_hw) != model.config.input_hw:
+        resized = TAPTRv2(model.config.replace(input_hw=tuple(input_hw)))
+        resized.load_state_dict(model.state_dict())
+        model = resized
     model = model.to(dev) if dtype is None else model.to(dev, dtype)
     return model.eval()
 

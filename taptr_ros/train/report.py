@@ -1,7 +1,7 @@
 """Default model vs Lucas-Kanade on the held-out synthetic splits: the README table.
 
     python -m taptr_ros.train.report --checkpoint models/default.pt \\
-        --data runs/heldout --out runs/report.json [--joint] [--max-videos N]
+        --data runs/heldout --out runs/report.json [--joint] [--max-videos N] [--size PX]
 
 ``DATA/{easy,hard}.pkl`` are the held-out splits (``taptr data synth --heldout easy`` etc.).
 TAPTR runs through the online engine (`taptr_ros.eval.engine_tracker`, as the node runs it);
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--joint", action="store_true", help="decode a video's queries together (as the node)")
     p.add_argument("--max-videos", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--size", type=int, default=None,
+                   help="run the checkpoint's weights at this square input size (px) instead of its own")
     p.add_argument("--skip-lk", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes:
             trackers = [("TAPTR" + (" (joint)" if args.joint else ""),
                          make_engine_tracker(args.checkpoint, "cpu", independent=not args.joint,
-                                             backward=mode == "strided"))]
+                                             backward=mode == "strided",
+                                             input_hw=(args.size, args.size) if args.size else None))]
             if not args.skip_lk:
                 trackers += [("LK", make_lk_tracker()), ("static", static_tracker)]
             for name, tracker in trackers:
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{100 * r['oa']:.1f} | {r['ms_per_frame']:.0f} |", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "independent": not args.joint,
+                                              "size": args.size,
                                               "rows": rows}, indent=1))
     return 0
 

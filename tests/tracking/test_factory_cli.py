@@ -49,6 +49,21 @@ def test_factory_loads_ours_and_refuses_clearly(checkpoint, tmp_path, monkeypatc
             load_model(checkpoint, device="cuda")
 
 
+def test_factory_runs_the_same_weights_at_another_input_size(checkpoint):
+    same = load_model(checkpoint)
+    resized = load_model(checkpoint, input_hw=(96, 80))
+    assert same.config.input_hw == (64, 64) and resized.config.input_hw == (96, 80)
+    assert resized.config.replace(input_hw=(64, 64)) == same.config
+    for (key, a), b in zip(same.state_dict().items(), resized.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert not resized.training
+    frame = random_video(2, 1, (120, 100))[0]
+    (result,) = OnlineTracker(resized).push(frame, 0)
+    assert (result.height, result.width) == (120, 100)
+    with torch.no_grad():  # the resized network really encodes at its size: 96x80 input tokens
+        assert resized.encode_frames(torch.zeros(1, 3, 96, 80)).shape[1] == resized.config.num_tokens()
+
+
 def test_engine_tracker_is_independent_per_query_and_fills_the_protocol(checkpoint):
     from taptr_ros.eval.engine_tracker import make_engine_tracker
 
