@@ -31,6 +31,13 @@ def _ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def _pipelines(text: str) -> tuple[str, ...]:
+    names = _names(text)
+    if not names or any(n not in ("on", "off") for n in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: give on, off or both (e.g. off,on)")
+    return names
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
@@ -119,21 +126,29 @@ def run_node(args: argparse.Namespace) -> int:
         run_node_bench,
     )
 
-    options = NodeBenchOptions(
-        preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, rate=args.rate,
-        frames=args.frames, warmup=args.warmup, points=args.points, mode=args.mode,
-        open_loop=args.open_loop, device=args.device, threads=args.threads, pipeline=args.pipeline == "on",
-        checkpoint=args.checkpoint)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
-    try:
-        result = run_node_bench(options, log=log)
-    except BenchError as exc:
-        print(f"taptr bench node: {exc}", file=sys.stderr)
-        return 2
-    print(format_node_tables(result))
+    results = []
+    for pipeline in args.pipeline:  # one node process each, one after the other
+        options = NodeBenchOptions(
+            preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, rate=args.rate,
+            frames=args.frames, warmup=args.warmup, points=args.points, mode=args.mode,
+            open_loop=args.open_loop, device=args.device, threads=args.threads,
+            pipeline=pipeline == "on", checkpoint=args.checkpoint)
+        try:
+            results.append(run_node_bench(options, log=log))
+        except BenchError as exc:
+            print(f"taptr bench node: {exc}", file=sys.stderr)
+            return 2
+        print(format_node_tables(results[-1]) + "\n")
+    if len(results) > 1:
+        fps = [r.summary()["fps"] or 0.0 for r in results]
+        print("fps ratio to pipeline " + args.pipeline[0] + ": " + ", ".join(
+            f"pipeline {name} {f / fps[0]:.2f}x" if fps[0] else f"pipeline {name} -"
+            for name, f in zip(args.pipeline, fps)))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result.to_dict(), f, indent=1)
+            dump = [r.to_dict() for r in results]
+            json.dump(dump[0] if len(dump) == 1 else dump, f, indent=1)
     return 0
 
 
@@ -173,6 +188,13 @@ def run_train(args: argparse.Namespace) -> int:
         with open(args.json, "w") as f:
             json.dump(rows_to_dict(rows, options), f, indent=1)
     return 0
+
+
+def _pipelines(text: str) -> tuple[str, ...]:
+    names = _names(text)
+    if not names or any(n not in ("on", "off") for n in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: give on, off or both (e.g. off,on)")
+    return names
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -258,9 +280,10 @@ def register(subparsers) -> None:
     n.add_argument("--warmup", type=int, default=20, help="frames published first, not measured")
     n.add_argument("--points", type=int, default=49, help="points added at the first frame (a grid)")
     n.add_argument("--mode", default="immediate", choices=("immediate", "committed"))
-    n.add_argument("--pipeline", default="on", choices=("on", "off"),
+    n.add_argument("--pipeline", type=_pipelines, default=("on",), metavar="on|off|off,on",
                    help="the node's pipeline parameter (default on): encode the next frame while one "
-                        "is decoded; shows in --open-loop fps")
+                        "is decoded, raising the --open-loop fps; 'off,on' runs both, one after the "
+                        "other, and prints the fps ratio")
     n.add_argument("--open-loop", action="store_true",
                    help="publish on the clock even when the previous frame is unanswered (drops count)")
     n.add_argument("--checkpoint", default=None, help="weights (default: seeded random weights of --preset)")

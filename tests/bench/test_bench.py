@@ -146,19 +146,25 @@ def test_memory_bench_cli_finds_the_engine_flat(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_node_bench_runs_the_real_node(tmp_path, capsys):
-    """taptr bench node: a real taptr-tracker process answers every measured frame; the
-    latency it reports is at least the model time it subtracts."""
+    """taptr bench node: a real taptr-tracker process answers every measured frame, without
+    and with the pipeline (one node each); the latency it reports is at least the model time
+    it subtracts."""
     pytest.importorskip("rclpy")
     from taptr_ros.cli import main
     out = tmp_path / "node.json"
     code = main(["bench", "node", "--frames", "30", "--warmup", "10", "--points", "4", "--quiet",
-                 "--json", str(out), "--device", "cpu"])
+                 "--json", str(out), "--device", "cpu", "--pipeline", "off,on"])
     assert code == 0, capsys.readouterr().err
-    result = json.loads(out.read_text())
-    assert result["answered"] == result["published"] == 30
-    s = result["summary"]
-    # The node's internal latency comes from /diagnostics periods, which need not cover exactly
-    # the frames timed end to end, so only the slowest end-to-end frame bounds its mean.
-    assert s["model_ms"] > 0 and s["e2e_mean_ms"] > 0
-    assert max(result["latency_ms"]) >= s["node_internal_ms"] > 0
-    assert "overhead ms" in capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert [r["options"]["pipeline"] for r in results] == [False, True]
+    for result in results:
+        assert result["answered"] == result["published"] == 30
+        s = result["summary"]
+        # The node's internal latency comes from /diagnostics periods, which need not cover
+        # exactly the frames timed end to end, so only the slowest end-to-end frame bounds its mean.
+        assert s["model_ms"] > 0 and s["e2e_mean_ms"] > 0
+        assert max(result["latency_ms"]) >= s["node_internal_ms"] > 0
+    printed = capsys.readouterr().out
+    assert printed.count("overhead ms") == 2
+    assert "pipeline off, 1 thread(s)" in printed and "pipeline on, 1 thread(s)" in printed
+    assert "fps ratio to pipeline off: pipeline off 1.00x, pipeline on " in printed
