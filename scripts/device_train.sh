@@ -11,7 +11,8 @@
 # Knobs (environment, defaults in brackets): TRAIN_SECONDS [420], TRAIN_DEVICE [cuda],
 # TRAIN_PRECISION [bf16], TRAIN_WORKERS [nproc - 2], TRAIN_POINTS [256], TRAIN_BATCH [4 clips a
 # step], TRAIN_STEPS [20000: the cosine schedule's length, not reached], TRAIN_INIT
-# [models/default.pt], TRAIN_SEED [2: clips no CPU run has used], TRAIN_VAL_EVERY [1000],
+# [models/default.pt], TRAIN_SIZE [the checkpoint's input size; e.g. 256 on a GPU],
+# TRAIN_SEED [50: clips no CPU run has used; v4-v7 took 0-3], TRAIN_VAL_EVERY [1000],
 # PYTHON [python3]. Evaluate the result on the CPU machine with
 #   python -m taptr_ros.train.report --checkpoint OUTDIR/ema.pt --data runs/heldout
 set -euo pipefail
@@ -23,7 +24,7 @@ cores=$(nproc)
 workers=${TRAIN_WORKERS:-$(( cores > 3 ? cores - 2 : 1 ))}
 run=$(mktemp -d "${TMPDIR:-/tmp}/taptr_train.XXXXXX")  # last.pt (75 MB) stays out of OUTDIR
 mkdir -p "$out"
-"$py" scripts/taptr train --init "${TRAIN_INIT:-models/default.pt}" --seed "${TRAIN_SEED:-2}" \
+"$py" scripts/taptr train --init "${TRAIN_INIT:-models/default.pt}" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-50}" \
   --steps "${TRAIN_STEPS:-20000}" --batch "${TRAIN_BATCH:-4}" --frames 12 --points "${TRAIN_POINTS:-256}" \
   --lr 4e-4 --backbone-lr 4e-4 --clip-norm 1.0 --warmup 100 --ema-decay 0.995 --match-loss 1.0 \
   --presets easy,hard,easy,hard,still --val-every "${TRAIN_VAL_EVERY:-1000}" --checkpoint-every 120 \

@@ -34,7 +34,7 @@ def test_device_train_writes_the_ema_checkpoint_and_logs(tmp_path, tiny_checkpoi
         ["bash", str(REPO / "scripts" / "device_train.sh"), str(out)], cwd=tmp_path,
         env=_env(TRAIN_DEVICE="cpu", TRAIN_SECONDS="2", TRAIN_WORKERS="1", TRAIN_POINTS="4",
                  TRAIN_BATCH="1", TRAIN_INIT=str(tiny_checkpoint), TRAIN_PRECISION="bf16",
-                 TMPDIR=str(tmp_path)),
+                 TRAIN_SIZE="80", TMPDIR=str(tmp_path)),
         capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert {"ema.pt", "summary.json", "train.csv", "val.csv"} <= {p.name for p in out.iterdir()}
@@ -45,6 +45,7 @@ def test_device_train_writes_the_ema_checkpoint_and_logs(tmp_path, tiny_checkpoi
     assert [int(r["step"]) for r in read_csv(out / "val.csv")] == [steps]
     model = load_checkpoint(out / "ema.pt").model
     assert model.config.name == "tiny" and next(model.parameters()).dtype.is_floating_point
+    assert model.config.input_hw == (80, 80)  # TRAIN_SIZE, not the checkpoint's own size
 
 
 def test_device_bench_writes_the_tables(tmp_path) -> None:
