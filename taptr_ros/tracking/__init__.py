@@ -6,7 +6,10 @@
   when a point starting in them is added after they were committed.
 * `stamps`: which buffered frame a point stamp names; frame stamps must increase.
 * `tracker.OnlineTracker`: push(frame, stamp) -> [FrameResult]; add_points / remove_points /
-  remove_all / reset from any thread; flush() in committed mode.
+  remove_all / reset from any thread; flush() in committed mode; encode(frame) ahead of its
+  push on another thread (a two-stage pipeline).
+* `encoding.encode_frame` / `encoding.EncodedFrame`: a frame's encoder memory and decoder
+  keys/values, computed apart from the stream's state.
 * `options.TrackerOptions`, `options.FrameResult`, `options.FrameTimings`.
 * `factory.load_model` / `factory.build_tracker`: from a checkpoint path or "default".
 * `errors.TrackerError` and its family.
