@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--time-budget", type=float, default=0.0, metavar="S",
                    help="stop this invocation after S seconds of training, validated and saved "
                         "(0 = no limit; the schedule still spans --steps)")
+    p.add_argument("--cosine-seconds", type=float, default=0.0, metavar="S",
+                   help="decay the rate over S seconds of training instead of over --steps (0 = "
+                        "over steps; with --time-budget S a burst of fixed length ends decayed)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes generating synthetic clips ahead of the step (default 0)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0 = default)")
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                       texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
                       seed=args.seed, data=args.data, init=args.init, init_size=args.size or 0,
                       precision=args.precision,
-                      time_budget_s=args.time_budget, workers=args.workers,
+                      time_budget_s=args.time_budget, cosine_s=args.cosine_seconds, workers=args.workers,
                       presets=tuple(n for n in args.presets.split(",") if n), threads=args.threads, val_every=args.val_every,
                       checkpoint_every_s=args.checkpoint_every)
     summary = train(net, cfg, args.out, device=args.device, resume=args.resume,

@@ -143,14 +143,19 @@ def weighted_row_sum(rows: Tensor, table: Tensor, weights: Tensor) -> Tensor:
     Args:
         rows: (N, K) int32 or int64 rows of `table`.
         table: (V, D).
-        weights: (N, K), dtype of `table`.
+        weights: (N, K), cast to the dtype of `table`.
 
     Returns:
         (N, D): out[n] = sum_k weights[n, k] * table[rows[n, k]].
     """
+    weights = weights.to(table.dtype)  # under autocast the table may be bf16/fp16, the weights fp32
     needs_grad = torch.is_grad_enabled() and (table.requires_grad or weights.requires_grad)
     if needs_grad and _fast_cpu_backward and table.device.type == "cpu":
         return _WeightedRowSum.apply(rows, table, weights.contiguous())
+    if needs_grad and table.dtype == torch.bfloat16 and table.device.type != "cpu":
+        # CUDA has no bf16 backward for per-sample weights: this sum trains in float32
+        out = F.embedding_bag(rows, table.float(), per_sample_weights=weights.float(), mode="sum")
+        return out.to(table.dtype)
     return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
 
 

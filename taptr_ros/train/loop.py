@@ -9,7 +9,9 @@ or nccl on CUDA; each rank draws different clips, gradients are averaged). A ste
 ``checkpoint_every_s`` seconds and at the end (resume with ``resume=True``).
 
 Learning rate: linear warm-up over ``warmup`` steps, then cosine decay to ``lr * final_lr_ratio``
-(our choice for short runs; the official schedule drops 10x at epochs 100 and 130 of 150).
+over the remaining steps, or over ``cosine_s`` seconds of training when set (a GPU burst of fixed
+length, whose step count is not known ahead); our choice for short runs (the official schedule
+drops 10x at epochs 100 and 130 of 150).
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class TrainConfig:
             `taptr_ros.model.inference.precision_context`); weights and optimiser stay fp32.
         time_budget_s: end this invocation after this many seconds of training (0 = no limit;
             state saved, schedule unchanged, like ``stop_after``): GPU bursts of fixed length.
+        cosine_s: after the warm-up, decay over this many seconds of training (the run's
+            elapsed time, resumes included) instead of over ``steps`` (0 = over steps).
         workers: processes generating synthetic clips ahead of the training step (0 = in the
             training process); the clip stream is the same whatever the count.
         init: checkpoint whose weights (and network config) a new run starts from, with a fresh
@@ -114,6 +118,7 @@ class TrainConfig:
     init_size: int = 0
     precision: str = "fp32"
     time_budget_s: float = 0.0
+    cosine_s: float = 0.0
     workers: int = 0
     threads: int = 0
     log_every: int = 1
@@ -126,12 +131,15 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base rates at `step` (0-based): warm-up, then cosine to final_lr_ratio."""
+def lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Multiplier of the base rates at `step` (0-based) after `elapsed_s` seconds of training:
+    warm-up, then cosine to final_lr_ratio (over steps, or over ``cfg.cosine_s`` seconds)."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    span = max(1, cfg.steps - cfg.warmup)
-    progress = min(1.0, (step - cfg.warmup) / span)
+    if cfg.cosine_s > 0:
+        progress = min(1.0, max(0.0, elapsed_s) / cfg.cosine_s)
+    else:
+        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -278,7 +286,7 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
     autocast = precision_context(device, cfg.precision)
     while step < end:
         t0 = time.time()
-        factor = lr_factor(step, cfg)
+        factor = lr_factor(step, cfg, elapsed0 + t0 - t_start)
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         optimizer.zero_grad(set_to_none=True)

@@ -400,3 +400,17 @@ def test_query_features_read_one_frame_once(make_model, monkeypatch):
     for got, want in ((by_index, reference), (expanded, one_ref)):
         torch.testing.assert_close(got[0], want[0], atol=1e-6, rtol=0)
         torch.testing.assert_close(got[1], want[1], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_weighted_row_sum_takes_float32_weights_for_a_half_table(grad):
+    """Under autocast the table (projected values) is bf16 while the attention weights leave the
+    softmax in float32: the sum casts them (on CUDA this failed the first GPU training burst)."""
+    torch.manual_seed(0)
+    table = torch.randn(20, 8, dtype=torch.bfloat16, requires_grad=grad)
+    rows = torch.randint(0, 20, (5, 4))
+    weights = torch.rand(5, 4)
+    out = weighted_row_sum(rows, table, weights)
+    assert out.dtype == torch.bfloat16
+    want = (weights[..., None] * table.detach().float()[rows]).sum(1)
+    torch.testing.assert_close(out.float(), want, atol=0.1, rtol=0.02)

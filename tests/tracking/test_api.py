@@ -251,3 +251,30 @@ def test_a_frame_failing_half_way_asks_for_a_reset(tiny, monkeypatch):
     tracker.reset()
     (result,) = tracker.push(frames[2])
     assert result.frame_index == 0 and result.num_points == 0
+
+
+@pytest.mark.parametrize("mode", ["immediate", "committed"])
+def test_half_precision_autocast_keeps_the_state_float32_and_tracks(tiny, mode):
+    """Under autocast (GPU fp16/bf16 runs; bf16 autocast on CPU here) the network hands back
+    half-precision content and positions: the tracker stores them in its float32 state (an
+    index_put of bf16 into float32 failed the first GPU benchmark) and close to fp32 tracks."""
+    import torch
+
+    frames = random_video(3, 14, (60, 80))
+    xy = np.array([[10.0, 12.0], [40.0, 30.0], [70.0, 50.0]])
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        tracker = OnlineTracker(tiny, TrackerOptions(mode=mode, max_points=4))
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+        results = []
+        with autocast:
+            for t, frame in enumerate(frames):
+                results += tracker.push(frame, stamp=t)
+                if t in (0, 9):
+                    tracker.add_points(xy[:2] if t == 0 else xy[2:])
+        runs[precision] = results
+    assert len(runs["bf16"]) == len(runs["fp32"]) > 0
+    last_fp32, last_bf16 = runs["fp32"][-1], runs["bf16"][-1]
+    assert last_bf16.xy.dtype == last_fp32.xy.dtype and last_bf16.num_points == 3
+    assert np.isfinite(last_bf16.xy).all()
+    assert np.abs(last_bf16.xy - last_fp32.xy).max() < 8.0  # px, bf16 rounding through the layers

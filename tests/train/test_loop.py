@@ -55,6 +55,14 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(50, cfg) < lr_factor(20, cfg)
 
 
+def test_lr_schedule_over_seconds_ignores_the_step_count():
+    cfg = TrainConfig(steps=100, warmup=10, final_lr_ratio=0.1, cosine_s=60.0)
+    assert lr_factor(5, cfg, elapsed_s=30.0) == 0.6  # the warm-up still counts steps
+    assert lr_factor(50, cfg, elapsed_s=0.0) == 1.0  # step 50 of 100 would be halfway
+    assert abs(lr_factor(11, cfg, elapsed_s=30.0) - 0.55) < 1e-9  # halfway in time
+    assert abs(lr_factor(11, cfg, elapsed_s=90.0) - 0.1) < 1e-9  # past the span: the floor
+
+
 def test_export_half_loads_float32_with_config(tmp_path, tiny):
     torch.manual_seed(0)
     model = TAPTRv2(tiny)
