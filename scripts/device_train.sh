@@ -11,12 +11,13 @@
 #   scripts/device_train.sh OUTDIR
 #
 # Knobs (environment, defaults in brackets): TRAIN_SECONDS [420], TRAIN_DEVICE [cuda],
-# TRAIN_PRECISION [bf16], TRAIN_WORKERS [nproc - 2], TRAIN_POINTS [256], TRAIN_BATCH [4 clips a
-# step], TRAIN_LR [2e-4: v8's 1e-4 at 1 clip a step, scaled by sqrt(batch)], TRAIN_STEPS
-# [100000: only bounds the run; the schedule is in seconds], TRAIN_INIT [models/default.pt],
-# TRAIN_SIZE [the checkpoint's input size; e.g. 256 on a GPU], TRAIN_SEED [50: clips no CPU run
-# has used; v4-v9 took 0-5], TRAIN_VAL_EVERY [250], TRAIN_TEXTURE_VIDEOS [media/*.mp4, comma-
-# separated; ../shared/media does not travel to the GPU machine: carry copies], PYTHON [python3].
+# TRAIN_PRECISION [bf16], TRAIN_WORKERS [nproc - 2], TRAIN_POINTS [1024 tracks a clip: on an
+# H200 a step of one clip takes 0.16 s with 1024 as with 256], TRAIN_BATCH [4 clips a step],
+# TRAIN_LR [2e-4: v8's 1e-4 at 1 clip a step, times sqrt(batch)], TRAIN_STEPS [100000: only
+# bounds the run; the schedule is in seconds], TRAIN_INIT [models/default.pt], TRAIN_SIZE [the
+# checkpoint's input size; e.g. 256 on a GPU], TRAIN_SEED [51: clips no run has used; CPU runs v4-v9
+# took 0-5, the first burst 50], TRAIN_VAL_EVERY [250], TRAIN_TEXTURE_VIDEOS [media/*.mp4, comma-separated;
+# ../shared/media does not travel to the GPU machine: carry copies], PYTHON [python3].
 # Evaluate the result on the CPU machine with
 #   python -m taptr_ros.train.report --checkpoint OUTDIR/ema.pt --data runs/heldout
 set -euo pipefail
@@ -30,8 +31,8 @@ videos=${TRAIN_TEXTURE_VIDEOS:-$(ls media/*.mp4 2>/dev/null | paste -sd, -)}
 seconds=${TRAIN_SECONDS:-420}
 run=$(mktemp -d "${TMPDIR:-/tmp}/taptr_train.XXXXXX")  # last.pt (75 MB) stays out of OUTDIR
 mkdir -p "$out"
-"$py" scripts/taptr train --init "${TRAIN_INIT:-models/default.pt}" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-50}" \
-  --steps "${TRAIN_STEPS:-100000}" --batch "${TRAIN_BATCH:-4}" --frames 12 --points "${TRAIN_POINTS:-256}" \
+"$py" scripts/taptr train --init "${TRAIN_INIT:-models/default.pt}" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-51}" \
+  --steps "${TRAIN_STEPS:-100000}" --batch "${TRAIN_BATCH:-4}" --frames 12 --points "${TRAIN_POINTS:-1024}" \
   --lr "${TRAIN_LR:-2e-4}" --backbone-lr "${TRAIN_LR:-2e-4}" --clip-norm 1.0 --warmup 50 --ema-decay 0.995 \
   --match-loss 1.0 --presets easy,hard,easy,hard,still,easy,hard,pan,easy,hard --texture-videos "$videos" \
   --val-every "${TRAIN_VAL_EVERY:-250}" --checkpoint-every 120 --precision "${TRAIN_PRECISION:-bf16}" \
