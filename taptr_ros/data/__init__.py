@@ -6,6 +6,7 @@
 * ``render``     frames drawn from a scene, photometric changes (blur, motion blur, noise)
 * ``motion``     the smooth random camera homographies and object affines they use
 * ``textures``   photographs (scikit-image samples, video frames), procedural textures, masks
+* ``pairs``      two views of one photograph with exact correspondence (``make_pair``): pre-training
 * ``splits``     the fixed held-out evaluation splits (``HELDOUT``)
 * ``tapvid``     TAP-Vid pickle layout: ``load_tapvid``, ``save_tapvid``, ``TapVidVideo``
 * ``video``      video files (``read_video``, ``iter_frames``, ``write_video``) and ``draw_tracks``

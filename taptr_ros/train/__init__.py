@@ -3,6 +3,7 @@
 Positions are normalised by (W-1, H-1) of the network input (x, y); frames are indices.
 
 * ``loop``      ``TrainConfig`` and ``train``: clips -> rollout -> losses -> AdamW, EMA, logs
+* ``pretrain``  ``PretrainConfig`` and ``pretrain``: backbone + encoder on image pairs
 * ``data``      training clips (synthetic or a TAP-Vid pickle) and their queries
 * ``rollout``   the official windowed inference with gradients
 * ``losses``    the official TAPTRv2 losses plus our feature-matching term
