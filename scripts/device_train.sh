@@ -18,6 +18,10 @@
 # checkpoint's input size; e.g. 256 on a GPU], TRAIN_SEED [51: clips no run has used; CPU runs v4-v9
 # took 0-5, the first burst 50], TRAIN_VAL_EVERY [250], TRAIN_TEXTURE_VIDEOS [media/*.mp4, comma-separated;
 # ../shared/media does not travel to the GPU machine: carry copies], PYTHON [python3].
+# PRETRAIN_SECONDS [0] > 0 first runs that many seconds of `taptr pretrain` (backbone + encoder
+# on image pairs; PRETRAIN_BATCH [64] pairs a step, PRETRAIN_LR [1e-4]) from TRAIN_INIT, and the
+# tracking run continues from its weights (OUTDIR/pretrain.json, OUTDIR/pretrain_val.csv: match
+# accuracy before and after); TRAIN_SECONDS still counts the tracking run alone.
 # Evaluate the result on the CPU machine with
 #   python -m taptr_ros.train.report --checkpoint OUTDIR/ema.pt --data runs/heldout
 set -euo pipefail
@@ -31,7 +35,18 @@ videos=${TRAIN_TEXTURE_VIDEOS:-$(ls media/*.mp4 2>/dev/null | paste -sd, -)}
 seconds=${TRAIN_SECONDS:-420}
 run=$(mktemp -d "${TMPDIR:-/tmp}/taptr_train.XXXXXX")  # last.pt (75 MB) stays out of OUTDIR
 mkdir -p "$out"
-"$py" scripts/taptr train --init "${TRAIN_INIT:-models/default.pt}" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-51}" \
+init=${TRAIN_INIT:-models/default.pt}
+pretrain=${PRETRAIN_SECONDS:-0}
+if [ "$pretrain" != 0 ]; then
+  "$py" scripts/taptr pretrain --init "$init" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-51}" \
+    --steps 1000000 --batch "${PRETRAIN_BATCH:-64}" --points 256 --lr "${PRETRAIN_LR:-1e-4}" \
+    --texture-videos "$videos" --precision "${TRAIN_PRECISION:-bf16}" --device "${TRAIN_DEVICE:-cuda}" \
+    --time-budget "$pretrain" --cosine-seconds "$pretrain" --workers "$workers" --threads 2 \
+    --val-every 100 --out "$run/pairs" | tail -n 1 > "$out/pretrain.json"
+  cp "$run/pairs/val.csv" "$out/pretrain_val.csv"
+  init="$run/pairs/model.pt"
+fi
+"$py" scripts/taptr train --init "$init" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-51}" \
   --steps "${TRAIN_STEPS:-100000}" --batch "${TRAIN_BATCH:-4}" --frames 12 --points "${TRAIN_POINTS:-1024}" \
   --lr "${TRAIN_LR:-2e-4}" --backbone-lr "${TRAIN_LR:-2e-4}" --clip-norm 1.0 --warmup 50 --ema-decay 0.995 \
   --match-loss 1.0 --presets easy,hard,easy,hard,still,easy,hard,pan,easy,hard --texture-videos "$videos" \

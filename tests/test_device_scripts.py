@@ -34,10 +34,13 @@ def test_device_train_writes_the_ema_checkpoint_and_logs(tmp_path, tiny_checkpoi
         ["bash", str(REPO / "scripts" / "device_train.sh"), str(out)], cwd=tmp_path,
         env=_env(TRAIN_DEVICE="cpu", TRAIN_SECONDS="2", TRAIN_WORKERS="1", TRAIN_POINTS="4",
                  TRAIN_BATCH="1", TRAIN_INIT=str(tiny_checkpoint), TRAIN_PRECISION="bf16",
-                 TRAIN_SIZE="80", TMPDIR=str(tmp_path)),
+                 TRAIN_SIZE="80", PRETRAIN_SECONDS="1", PRETRAIN_BATCH="1", TMPDIR=str(tmp_path)),
         capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert {"ema.pt", "summary.json", "train.csv", "val.csv"} <= {p.name for p in out.iterdir()}
+    assert {"ema.pt", "summary.json", "train.csv", "val.csv", "pretrain.json",
+            "pretrain_val.csv"} <= {p.name for p in out.iterdir()}
+    pretrained = json.loads((out / "pretrain.json").read_text())
+    assert pretrained["step"] >= 1 and len(read_csv(out / "pretrain_val.csv")) >= 2  # before, after
     summary = json.loads((out / "summary.json").read_text())
     steps = summary["step"]
     assert 1 <= steps < 20000  # the time budget ended it

@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cosine-seconds", type=float, default=0.0, metavar="S",
                    help="decay the rate over S seconds instead of over --steps")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--workers", type=int, default=0, help="processes making pairs ahead of the step (default 0)")
     p.add_argument("--val-every", type=int, default=100, help="steps between validations (default 100)")
     p.add_argument("--val-pairs", type=int, default=32, help="fixed validation pairs (default 32)")
     p.set_defaults(func=run)
@@ -48,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
                          texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
                          init=args.init, init_size=args.size or 0, precision=args.precision,
                          time_budget_s=args.time_budget, cosine_s=args.cosine_seconds,
-                         threads=args.threads, val_every=args.val_every, val_pairs=args.val_pairs)
+                         threads=args.threads, workers=args.workers, val_every=args.val_every, val_pairs=args.val_pairs)
     print(json.dumps(pretrain(net, cfg, args.out, device=args.device)), flush=True)
     return 0

@@ -16,8 +16,10 @@ run is minutes long; its model.pt is the next run's ``--init``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,8 @@ class PretrainConfig:
         precision: "fp32", or "bf16"/"fp16" autocast (GPU).
         time_budget_s: stop after this many seconds of training (0 = no limit).
         threads: torch CPU threads (0 = leave torch's default).
+        workers: processes making pairs ahead of the step (0 = in the training process); the
+            pairs are the same whatever the count.
         log_every: steps between CSV rows.
         val_every: steps between validations (0 = only at the end).
         val_pairs: fixed validation pairs (seeds ``(VAL_SEED, i)``).
@@ -88,6 +92,7 @@ class PretrainConfig:
     precision: str = "fp32"
     time_budget_s: float = 0.0
     threads: int = 0
+    workers: int = 0
     log_every: int = 10
     val_every: int = 100
     val_pairs: int = 32
@@ -123,11 +128,32 @@ def pair_batch(pairs: list[ImagePair], net: TaptrConfig) -> PairBatch:
                      visible=torch.from_numpy(np.stack([p.visible for p in pairs])))
 
 
+def _pair(size: int, points: int, videos: tuple[str, ...], seed: int, index: int) -> ImagePair:
+    """Pair ``index`` of stream ``seed``: ``default_rng((seed, index))``."""
+    return make_pair(np.random.default_rng((seed, index)), PairConfig(size=size), points, videos=videos)
+
+
 def make_pairs(cfg: PretrainConfig, net: TaptrConfig, seed: int, start: int, count: int) -> list[ImagePair]:
     """Pairs ``start .. start + count`` of stream ``seed`` at the network's input size."""
-    pair_cfg = PairConfig(size=net.input_hw[0])
-    return [make_pair(np.random.default_rng((seed, i)), pair_cfg, cfg.points, videos=cfg.texture_videos)
-            for i in range(start, start + count)]
+    return [_pair(net.input_hw[0], cfg.points, cfg.texture_videos, seed, i) for i in range(start, start + count)]
+
+
+def pair_stream(cfg: PretrainConfig, net: TaptrConfig) -> Iterator[ImagePair]:
+    """Endless pairs 0, 1, 2, ... of stream ``cfg.seed``; with ``cfg.workers`` > 0 the next
+    4 x workers are made in that many spawned processes while the caller trains."""
+    args = (net.input_hw[0], cfg.points, cfg.texture_videos, cfg.seed)
+    if cfg.workers <= 0:
+        for i in range(1 << 62):
+            yield _pair(*args, i)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(cfg.workers) as pool:
+        pending: collections.deque = collections.deque()
+        for i in range(1 << 62):
+            pending.append(pool.apply_async(_pair, (*args, i)))
+            if len(pending) >= 4 * cfg.workers:
+                yield pending.popleft().get()
 
 
 def _fine_maps(model: TAPTRv2, images: Tensor) -> Tensor:
@@ -207,12 +233,13 @@ def pretrain(net: TaptrConfig, cfg: PretrainConfig, out_dir: str | Path, *,
         return row
 
     first_val = last_val = validate_and_export()  # the starting point, on the same pairs
+    stream = pair_stream(cfg, net)
     while step < cfg.steps:
         t0 = time.time()
         factor = lr_factor(step, cfg, t0 - t_start)
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * factor
-        batch = pair_batch(make_pairs(cfg, net, cfg.seed, step * cfg.batch, cfg.batch), net).to(device)
+        batch = pair_batch([next(stream) for _ in range(cfg.batch)], net).to(device)
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             fine = _fine_maps(model, batch.images)
@@ -233,6 +260,7 @@ def pretrain(net: TaptrConfig, cfg: PretrainConfig, out_dir: str | Path, *,
             last_val = validate_and_export()
         if cfg.time_budget_s and time.time() - t_start > cfg.time_budget_s:
             break
+    stream.close()
     if last_val["step"] != step:
         last_val = validate_and_export()
     return {"step": step, "pairs": step * cfg.batch, "loss": loss, "val_loss": last_val["loss"],

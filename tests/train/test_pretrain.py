@@ -51,3 +51,17 @@ def test_a_time_budget_ends_the_run_validated(tmp_path, tiny):
     summary = pretrain(tiny, cfg, tmp_path)
     assert 1 <= summary["step"] < 10_000
     assert int(read_csv(tmp_path / "val.csv")[-1]["step"]) == summary["step"]
+
+
+def test_worker_processes_make_the_same_pairs(tiny):
+    from itertools import islice
+
+    from taptr_ros.train.pretrain import pair_stream
+
+    cfg = PretrainConfig(points=8, seed=4)
+    plain = list(islice(pair_stream(cfg, tiny), 5))
+    spawned = pair_stream(PretrainConfig(points=8, seed=4, workers=2), tiny)
+    pooled = list(islice(spawned, 5))
+    spawned.close()
+    for a, b in zip(plain, pooled):
+        assert (a.second == b.second).all() and (a.xy_second == b.xy_second).all()
