@@ -176,7 +176,8 @@ def run_transport(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from taptr_ros.train.step_cost import StepCostOptions, format_step_cost, measure_step_cost, rows_to_dict
 
-    options = StepCostOptions(points=args.points, gather_backwards=args.gather_backward, frames=args.frames, size=args.size, preset=args.preset,
+    options = StepCostOptions(points=args.points, gather_backwards=args.gather_backward,
+                              memory_formats=args.memory_format, frames=args.frames, size=args.size, preset=args.preset,
                               data_preset=args.data_preset, repeats=args.repeats, threads=args.threads,
                               match_weight=args.match_loss, init=args.init, profile=args.profile,
                               seed=args.seed)
@@ -321,6 +322,9 @@ def register(subparsers) -> None:
     r.add_argument("--gather-backward", type=_names, default=("fast",),
                    help="deformable gather CPU backwards to time side by side: fast, embedding_bag "
                         "(default fast)")
+    r.add_argument("--memory-format", type=_names, default=("contiguous",),
+                   help="layouts of the network's conv weights and frames to time side by side: "
+                        "contiguous, channels_last (default contiguous)")
     r.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators")
     r.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     r.add_argument("--seed", type=int, default=0)

@@ -8,7 +8,9 @@ after one warm-up step, in milliseconds; ``tracks/s`` is supervised tracks per s
 whole step, the quantity more tracks per clip buys (the backbone's cost is shared by all of a
 clip's tracks). ``gather_backwards`` repeats the rows with the deformable gather's CPU backward
 of `taptr_ros.model.deform_gather` ("fast") and `embedding_bag`'s own ("embedding_bag"), side by
-side in one run. ``profile=True`` adds torch.profiler's table of the operators with the most
+side in one run, and ``memory_formats`` with the network and frames in torch's default
+(contiguous, NCHW) layout and in ``channels_last`` (NHWC, what oneDNN's convolutions prefer on
+CPUs). ``profile=True`` adds torch.profiler's table of the operators with the most
 self CPU time in one step.
 """
 
@@ -34,6 +36,7 @@ from taptr_ros.train.rollout import rollout
 
 STAGES = ("data", "forward", "loss", "backward", "optimizer")
 GATHER_BACKWARDS = ("fast", "embedding_bag")
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,8 @@ class StepCostOptions:
         points: tracks per clip, one row each (per gather backward).
         gather_backwards: the deformable gather's CPU backwards to time, each a set of rows
             (`GATHER_BACKWARDS`).
+        memory_formats: layouts of the network's 4-D weights and of the frames, each a set of
+            rows (`MEMORY_FORMATS`).
         frames: frames per clip.
         size: network input side in pixels (None = the preset's).
         preset: network preset.
@@ -58,6 +63,7 @@ class StepCostOptions:
 
     points: tuple[int, ...] = (48, 128, 256)
     gather_backwards: tuple[str, ...] = ("fast",)
+    memory_formats: tuple[str, ...] = ("contiguous",)
     frames: int = 12
     size: int | None = None
     preset: str = "small"
@@ -77,6 +83,7 @@ class StepCostRow:
     points: int
     ms: dict[str, float]
     gather_backward: str = "fast"
+    memory_format: str = "contiguous"
 
     @property
     def total_ms(self) -> float:
@@ -101,6 +108,9 @@ def measure_step_cost(options: StepCostOptions, *, log: Callable[[str], None] = 
     unknown = set(options.gather_backwards) - set(GATHER_BACKWARDS)
     if unknown or not options.gather_backwards:
         raise ValueError(f"gather backwards {sorted(unknown) or '(none)'}: choose from {GATHER_BACKWARDS}")
+    unknown = set(options.memory_formats) - set(MEMORY_FORMATS)
+    if unknown or not options.memory_formats:
+        raise ValueError(f"memory formats {sorted(unknown) or '(none)'}: choose from {tuple(MEMORY_FORMATS)}")
     if options.threads:
         torch.set_num_threads(options.threads)
     if options.init:
@@ -119,13 +129,17 @@ def measure_step_cost(options: StepCostOptions, *, log: Callable[[str], None] = 
     weights = LossWeights(match=options.match_weight)
     h, w = net.input_hw
     rows, table = [], None
-    for backward, count in [(b, c) for b in options.gather_backwards for c in options.points]:
+    runs = [(f, b, c) for f in options.memory_formats for b in options.gather_backwards for c in options.points]
+    for fmt, backward, count in runs:
+        layout = MEMORY_FORMATS[fmt]
+        model.to(memory_format=layout)
         data_cfg = (synthetic.preset(options.data_preset, num_frames=options.frames, height=h, width=w,
                                      num_points=count),)
         times: dict[str, list[float]] = {s: [] for s in STAGES}
         for index in range(options.repeats + 1):
             step_times: dict[str, list[float]] = {s: [] for s in STAGES}
-            clip = _timed("data", step_times, lambda: synthetic_clip(net, data_cfg, options.seed, index, count, 0.25))
+            clip = _timed("data", step_times, lambda: _laid_out(
+                synthetic_clip(net, data_cfg, options.seed, index, count, 0.25), layout))
             optimizer.zero_grad(set_to_none=True)
             with cpu_backward(backward == "fast"):  # chosen when the forward builds the graph
                 out = _timed("forward", step_times, lambda: rollout(model, clip.video, clip.query_xy, clip.query_t))
@@ -141,13 +155,18 @@ def measure_step_cost(options: StepCostOptions, *, log: Callable[[str], None] = 
             if index:  # the first step warms up allocators and caches
                 for stage in STAGES:
                     times[stage] += step_times[stage]
-        row = StepCostRow(count, {s: statistics.median(v) for s, v in times.items()}, backward)
+        row = StepCostRow(count, {s: statistics.median(v) for s, v in times.items()}, backward, fmt)
         rows.append(row)
-        log(f"{count} tracks, {backward} gather backward: {row.total_ms:.0f} ms per step")
+        log(f"{count} tracks, {backward} gather backward, {fmt}: {row.total_ms:.0f} ms per step")
     if options.profile:
         with cpu_backward(options.gather_backwards[0] == "fast"):
             table = _profile_table(model, net, options, weights)
     return rows, table
+
+
+def _laid_out(clip, layout: torch.memory_format):
+    """The clip with its (T, 3, H, W) frames in `layout`."""
+    return dataclasses.replace(clip, video=clip.video.contiguous(memory_format=layout))
 
 
 def _profile_table(model: TAPTRv2, net: TaptrConfig, options: StepCostOptions, weights: LossWeights) -> str:
@@ -167,11 +186,11 @@ def _profile_table(model: TAPTRv2, net: TaptrConfig, options: StepCostOptions, w
 def format_step_cost(rows: Sequence[StepCostRow], options: StepCostOptions) -> str:
     """The table: ms per stage, step total, tracks per second and its ratio to the first row."""
     base = rows[0].tracks_per_s if rows else 1.0
-    head = f"{'tracks':>6} {'gather bwd':>13} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'step ms':>8} {'tracks/s':>8} {'ratio':>6}"
+    head = f"{'tracks':>6} {'gather bwd':>13} {'layout':>13} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'step ms':>8} {'tracks/s':>8} {'ratio':>6}"
     lines = [f"# taptr bench train: {options.preset}, {options.frames} frames, data {options.data_preset}, "
              f"median of {options.repeats} steps, {torch.get_num_threads()} threads", head]
     for row in rows:
-        lines.append(f"{row.points:>6} {row.gather_backward:>13} " + " ".join(f"{row.ms[s]:>9.0f}" for s in STAGES)
+        lines.append(f"{row.points:>6} {row.gather_backward:>13} {row.memory_format:>13} " + " ".join(f"{row.ms[s]:>9.0f}" for s in STAGES)
                      + f" {row.total_ms:>8.0f} {row.tracks_per_s:>8.1f} {row.tracks_per_s / base:>6.2f}")
     return "\n".join(lines)
 
@@ -179,6 +198,7 @@ def format_step_cost(rows: Sequence[StepCostRow], options: StepCostOptions) -> s
 def rows_to_dict(rows: Sequence[StepCostRow], options: StepCostOptions) -> dict:
     """JSON-ready: the options and, per row, ms per stage, step ms and tracks per second."""
     return {"options": dataclasses.asdict(options),
-            "rows": [{"points": r.points, "gather_backward": r.gather_backward, "ms": r.ms, "step_ms": r.total_ms, "tracks_per_s": r.tracks_per_s}
+            "rows": [{"points": r.points, "gather_backward": r.gather_backward,
+              "memory_format": r.memory_format, "ms": r.ms, "step_ms": r.total_ms, "tracks_per_s": r.tracks_per_s}
                      for r in rows],
             "threads": torch.get_num_threads(), "torch": torch.__version__}

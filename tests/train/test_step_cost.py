@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from taptr_ros.cli import main
 from taptr_ros.train.step_cost import STAGES, StepCostOptions, format_step_cost, measure_step_cost
 
@@ -58,3 +61,25 @@ def test_gather_backwards_side_by_side_run_the_backward_they_name(monkeypatch):
     assert calls  # the fast rows' backward went through it
     text = format_step_cost(rows, options)
     assert [line.split()[1] for line in text.splitlines()[2:]] == ["fast", "embedding_bag"]
+
+
+def test_memory_formats_side_by_side_lay_out_weights_and_frames(monkeypatch):
+    """A row per layout; the channels_last rows run the backbone on NHWC weights and frames."""
+    from taptr_ros.model.taptr import TAPTRv2
+
+    seen = []
+    encode = TAPTRv2.encode_frames
+
+    def spy(self, images):
+        conv = next(m for m in self.modules() if isinstance(m, torch.nn.Conv2d))
+        seen.append((images.is_contiguous(memory_format=torch.channels_last),
+                     conv.weight.is_contiguous(memory_format=torch.channels_last)))
+        return encode(self, images)
+
+    monkeypatch.setattr(TAPTRv2, "encode_frames", spy)
+    options = StepCostOptions(**{**TINY, "points": (4,)}, memory_formats=("contiguous", "channels_last"))
+    rows, _ = measure_step_cost(options)
+    assert [r.memory_format for r in rows] == ["contiguous", "channels_last"]
+    assert (False, False) in seen and (True, True) in seen
+    with pytest.raises(ValueError, match="memory formats"):
+        measure_step_cost(StepCostOptions(**TINY, memory_formats=("nhwc",)))
