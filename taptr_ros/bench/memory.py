@@ -10,9 +10,10 @@ removed, around `points` alive). Every `sample_every` frames we record:
 * on CUDA, ``torch.cuda.memory_allocated`` and the peak since the previous sample.
 
 Steady = the median over the second half of the stream; drift = the least-squares growth over
-the second half, extrapolated to the second half's length. Flat means no measure grows
-by more than its tolerance (a fall, the allocator handing pages back, is not a leak) (RSS 2 MB, Python heap 256 kB, CUDA 1 MB): a per-frame leak of
-a few hundred bytes over 5000 frames already exceeds them.
+the second half, extrapolated to the second half's length. Flat means no measure grows by
+more than its tolerance (RSS 2 MB, Python heap 256 kB, CUDA 1 MB; a fall, the allocator handing
+pages back, is not a leak): a per-frame leak of a few hundred bytes over 5000 frames already
+exceeds them.
 """
 
 from __future__ import annotations
