@@ -143,6 +143,14 @@ def lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def network_from_checkpoint(path: str, size: int = 0) -> tuple[TaptrConfig, dict]:
+    """Network config and weights a run starts from (``--init``): checkpoint `path`'s, at a
+    square `size` x `size` input when `size` > 0 (the weights do not depend on it)."""
+    init = load_checkpoint(path)
+    net = init.config.replace(input_hw=(size, size)) if size else init.config
+    return net, init.model.state_dict()
+
+
 def make_optimizer(model: TAPTRv2, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with two groups: backbone ResNet (``backbone_lr``) and the rest (``lr``)."""
     backbone, rest = [], []
@@ -211,18 +219,15 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     state = load_train_state(out / "last.pt") if resume and (out / "last.pt").exists() else None
-    init = None
+    init_weights = None
     if state is not None:
         net_config = TaptrConfig.from_dict(state["config"])
     elif cfg.init:
-        init = load_checkpoint(cfg.init)
-        net_config = init.config
-        if cfg.init_size:
-            net_config = net_config.replace(input_hw=(cfg.init_size, cfg.init_size))
+        net_config, init_weights = network_from_checkpoint(cfg.init, cfg.init_size)
     torch.manual_seed(cfg.seed)
     model = TAPTRv2(net_config).to(device).train()
-    if init is not None:
-        model.load_state_dict(init.model.state_dict())
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     optimizer = make_optimizer(model, cfg)
     step, clips, best_aj = 0, 0, -1.0

@@ -28,14 +28,13 @@ import torch
 from torch import Tensor
 
 from taptr_ros.data.pairs import ImagePair, PairConfig, make_pair
-from taptr_ros.model.checkpoint import load_checkpoint
 from taptr_ros.model.config import TaptrConfig
 from taptr_ros.model.inference import precision_context
 from taptr_ros.model.preprocess import preprocess_frames
 from taptr_ros.model.taptr import TAPTRv2
 from taptr_ros.train.ema import ModelEma
 from taptr_ros.train.log import CsvLog
-from taptr_ros.train.loop import lr_factor
+from taptr_ros.train.loop import lr_factor, network_from_checkpoint
 from taptr_ros.train.losses import bilinear_cell_targets, feature_match_loss
 from taptr_ros.train.state import export_model
 
@@ -204,15 +203,13 @@ def pretrain(net: TaptrConfig, cfg: PretrainConfig, out_dir: str | Path, *,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(device)
-    init = load_checkpoint(cfg.init) if cfg.init else None
-    if init is not None:
-        net = init.config
-        if cfg.init_size:
-            net = net.replace(input_hw=(cfg.init_size, cfg.init_size))
+    init_weights = None
+    if cfg.init:
+        net, init_weights = network_from_checkpoint(cfg.init, cfg.init_size)
     torch.manual_seed(cfg.seed)
     model = TAPTRv2(net)
-    if init is not None:
-        model.load_state_dict(init.model.state_dict())
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
     model.to(device).train()
     trained = [p for name, p in model.named_parameters()
                if name.startswith(("backbone.", "encoder.")) and p.requires_grad]
