@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from taptr_ros.model.config import PRESETS, preset
 
@@ -44,11 +45,16 @@ def run(args: argparse.Namespace) -> int:
     from taptr_ros.train.pretrain import PretrainConfig, pretrain
 
     net = preset(args.preset, **({"input_hw": (args.size, args.size)} if args.size else {}))
-    cfg = PretrainConfig(steps=args.steps, batch=args.batch, points=args.points, lr=args.lr,
-                         warmup=args.warmup, ema_decay=args.ema_decay, seed=args.seed,
-                         texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
-                         init=args.init, init_size=args.size or 0, precision=args.precision,
-                         time_budget_s=args.time_budget, cosine_s=args.cosine_seconds,
-                         threads=args.threads, workers=args.workers, val_every=args.val_every, val_pairs=args.val_pairs)
+    try:
+        cfg = PretrainConfig(steps=args.steps, batch=args.batch, points=args.points, lr=args.lr,
+                             warmup=args.warmup, ema_decay=args.ema_decay, seed=args.seed,
+                             texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
+                             init=args.init, init_size=args.size or 0, precision=args.precision,
+                             time_budget_s=args.time_budget, cosine_s=args.cosine_seconds,
+                             threads=args.threads, workers=args.workers, val_every=args.val_every,
+                             val_pairs=args.val_pairs)
+    except ValueError as error:  # a bad option: one line, no traceback
+        print(f"taptr pretrain: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(pretrain(net, cfg, args.out, device=args.device)), flush=True)
     return 0

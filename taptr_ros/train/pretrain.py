@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from taptr_ros.data.pairs import ImagePair, PairConfig, make_pair
+from taptr_ros.data.splits import TRAIN_SEED_LIMIT
 from taptr_ros.model.config import TaptrConfig
 from taptr_ros.model.inference import precision_context
 from taptr_ros.model.preprocess import preprocess_frames
@@ -95,6 +96,10 @@ class PretrainConfig:
     log_every: int = 10
     val_every: int = 100
     val_pairs: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < TRAIN_SEED_LIMIT:  # the validation pairs and held-out splits lie above
+            raise ValueError(f"pair stream seed {self.seed} must be in [0, {TRAIN_SEED_LIMIT})")
 
 
 @dataclass(frozen=True)

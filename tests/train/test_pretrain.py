@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from taptr_ros.model.checkpoint import load_checkpoint
@@ -65,3 +66,18 @@ def test_worker_processes_make_the_same_pairs(tiny):
     spawned.close()
     for a, b in zip(plain, pooled):
         assert (a.second == b.second).all() and (a.xy_second == b.xy_second).all()
+
+
+@pytest.mark.parametrize("seed", [-1, 1_000_000, 1_000_100])
+def test_a_pair_seed_outside_the_training_range_is_refused(seed):
+    with pytest.raises(ValueError, match="seed"):
+        PretrainConfig(seed=seed)
+
+
+def test_the_cli_refuses_a_held_out_seed_in_one_line(tmp_path, capsys):
+    from taptr_ros.cli import main
+
+    assert main(["pretrain", "--out", str(tmp_path / "run"), "--seed", "1000100", "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("taptr pretrain:") and "seed" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
