@@ -93,6 +93,13 @@ class Trajectory:
                    ref=init_ref[None].repeat(num_frames, 1, 1),
                    vis_logits=vis[None].repeat(num_frames, 1, 1))
 
+    def to(self, dtype: torch.dtype) -> "Trajectory":
+        """This trajectory in `dtype` (itself if already so): e.g. half-precision decoder
+        outputs under autocast into the float32 state of the tracker."""
+        if self.content.dtype == self.ref.dtype == self.vis_logits.dtype == dtype:
+            return self
+        return Trajectory(self.content.to(dtype), self.ref.to(dtype), self.vis_logits.to(dtype))
+
     def frames(self, first: int, last: int) -> "Trajectory":
         """Frames first..last (inclusive, indices into this trajectory)."""
         return Trajectory(self.content[first:last + 1], self.ref[first:last + 1],

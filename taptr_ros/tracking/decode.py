@@ -41,7 +41,8 @@ def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | No
             since dummies could not change anything.
 
     Returns:
-        (n, N, ...) state after the window as `commit_window` leaves it (no tail copy).
+        (n, N, ...) state after the window as `commit_window` leaves it (no tail copy), in the
+        dtype of `state`.
     """
     n_frames, n_pts = update.shape
     pad = 0 if isolated else max(0, dummy_xy.shape[0] - n_pts)
@@ -58,4 +59,5 @@ def decode_padded(model: TAPTRv2, memory: Tensor, kv: tuple[Tensor, Tensor] | No
                               kv_frames=kv_frames, isolated=isolated)
     if pad:
         out = WindowOutput(**{f.name: getattr(out, f.name)[..., :n_pts, :] for f in fields(WindowOutput)})
-    return commit_window(state, 0, out, update, copy_tail=False)
+    # under autocast the decoder's outputs may be half precision; the state keeps its dtype
+    return commit_window(state, 0, out, update, copy_tail=False).to(state.ref.dtype)

@@ -37,7 +37,8 @@ class PointRegistry:
         dim: C, content channels.
         num_vis_classes: visibility logits per point.
         windows: committed windows whose input state is kept.
-        device, dtype: of every state tensor.
+        device, dtype: of every state tensor; the tensors handed to its methods are already
+            in that dtype (the tracker casts the network's outputs once, `decode_padded`).
     """
 
     def __init__(self, capacity: int, slots: int, dim: int, num_vis_classes: int, *,
@@ -100,14 +101,13 @@ class PointRegistry:
         rows_list = [heapq.heappop(self._free) for _ in ids]
         rows = torch.tensor(rows_list, dtype=torch.long, device=self.start.device)
         vis0 = initial_vis_logits(len(ids), self.vis.shape[-1], device=self.vis.device, dtype=self.vis.dtype)
-        # under autocast the network's outputs may be half precision; the state stays float32
-        self.f0[rows] = f0.to(self.f0.dtype)
-        self.ref0[rows] = ref0.to(self.ref0.dtype)
-        self.future_content[rows] = f0.to(self.future_content.dtype)
-        self.future_ref[rows] = ref0.to(self.future_ref.dtype)
+        self.f0[rows] = f0
+        self.ref0[rows] = ref0
+        self.future_content[rows] = f0
+        self.future_ref[rows] = ref0
         self.future_vis[rows] = vis0
-        self.content[:, rows] = f0.to(self.content.dtype)
-        self.ref[:, rows] = ref0.to(self.ref.dtype)
+        self.content[:, rows] = f0
+        self.ref[:, rows] = ref0
         self.vis[:, rows] = vis0
         self.start[rows] = start
         self.in_window[:, rows] = False
@@ -154,26 +154,26 @@ class PointRegistry:
     def scatter(self, slots: Tensor, rows: Tensor, traj: Trajectory) -> None:
         """Write a (n, N, ...) `Trajectory` back to `slots` x `rows`."""
         index = (slots[:, None], rows[None, :])
-        self.content[index] = traj.content.to(self.content.dtype)
-        self.ref[index] = traj.ref.to(self.ref.dtype)
-        self.vis[index] = traj.vis_logits.to(self.vis.dtype)
+        self.content[index] = traj.content
+        self.ref[index] = traj.ref
+        self.vis[index] = traj.vis_logits
 
     def set_future(self, rows: Tensor, tail: Trajectory, *, copy_content: bool) -> None:
         """After a committed window: the future state of `rows` becomes the window's tail
         frame (tail = a one-frame `Trajectory` (1, N, ...)); content only if `copy_content`."""
-        self.future_ref[rows] = tail.ref[0].to(self.future_ref.dtype)
-        self.future_vis[rows] = tail.vis_logits[0].to(self.future_vis.dtype)
+        self.future_ref[rows] = tail.ref[0]
+        self.future_vis[rows] = tail.vis_logits[0]
         if copy_content:
-            self.future_content[rows] = tail.content[0].to(self.future_content.dtype)
+            self.future_content[rows] = tail.content[0]
 
     def keep_window_inputs(self, index: int, rows: Tensor, state: Trajectory) -> None:
         """Keep the (W, N, ...) input state of a committed window for `rows` (only theirs) in
         entry `index`."""
         self.in_window[index].zero_()
         self.in_window[index, rows] = True
-        self.window_content[index][:, rows] = state.content.to(self.window_content.dtype)
-        self.window_ref[index][:, rows] = state.ref.to(self.window_ref.dtype)
-        self.window_vis[index][:, rows] = state.vis_logits.to(self.window_vis.dtype)
+        self.window_content[index][:, rows] = state.content
+        self.window_ref[index][:, rows] = state.ref
+        self.window_vis[index][:, rows] = state.vis_logits
 
     def window_inputs(self, index: int, rows: Tensor) -> tuple[Trajectory, Tensor]:
         """(W, N, ...) input state of the window kept in entry `index` for `rows`, and (N,) bool:

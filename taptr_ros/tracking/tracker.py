@@ -255,7 +255,8 @@ class OnlineTracker:
                 memory = self._cache.frame_memory(frame)
                 memory = memory.expand(len(ids), *memory.shape[1:])  # a view: no copy per point
                 f0, ref0 = self.model.init_queries(memory, xy_norm.to(self.device, self.dtype))
-                self._points.add(ids, frame, f0, ref0)
+                # under autocast half precision; the point state stays in the tracker's dtype
+                self._points.add(ids, frame, f0.to(self.dtype), ref0.to(self.dtype))
                 self._rejoin = self._rejoin or self._windows.joins(frame)
 
     def _tail(self, index: int) -> bool:
