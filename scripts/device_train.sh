@@ -12,11 +12,12 @@
 #
 # Knobs (environment, defaults in brackets): TRAIN_SECONDS [420], TRAIN_DEVICE [cuda],
 # TRAIN_PRECISION [bf16], TRAIN_WORKERS [nproc - 2], TRAIN_POINTS [1024 tracks a clip: on an
-# H200 a step of one clip takes 0.16 s with 1024 as with 256], TRAIN_BATCH [4 clips a step],
+# H200 a step of one clip takes 0.16 s with 1024 as with 256], TRAIN_BATCH [4 clips a step], TRAIN_FRAMES [20 frames a clip:
+# five windows, as v11, the default since session 10],
 # TRAIN_LR [2e-4: v8's 1e-4 at 1 clip a step, times sqrt(batch)], TRAIN_STEPS [100000: only
 # bounds the run; the schedule is in seconds], TRAIN_INIT [models/default.pt], TRAIN_SIZE [the
-# checkpoint's input size; e.g. 256 on a GPU], TRAIN_SEED [51: clips no run has used; CPU runs v4-v9
-# took 0-5, the first burst 50], TRAIN_VAL_EVERY [250], TRAIN_TEXTURE_VIDEOS [media/*.mp4, comma-separated;
+# checkpoint's input size; e.g. 256 on a GPU], TRAIN_SEED [51: clips no run has used; CPU runs v4-v11
+# took 0-7, the first burst 50], TRAIN_VAL_EVERY [250], TRAIN_TEXTURE_VIDEOS [media/*.mp4, comma-separated;
 # ../shared/media does not travel to the GPU machine: carry copies], PYTHON [python3].
 # PRETRAIN_SECONDS [0] > 0 first runs that many seconds of `taptr pretrain` (backbone + encoder
 # on image pairs; PRETRAIN_BATCH [64] pairs a step, PRETRAIN_LR [1e-4]) from TRAIN_INIT, and the
@@ -47,7 +48,7 @@ if [ "$pretrain" != 0 ]; then
   init="$run/pairs/model.pt"
 fi
 "$py" scripts/taptr train --init "$init" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-51}" \
-  --steps "${TRAIN_STEPS:-100000}" --batch "${TRAIN_BATCH:-4}" --frames 12 --points "${TRAIN_POINTS:-1024}" \
+  --steps "${TRAIN_STEPS:-100000}" --batch "${TRAIN_BATCH:-4}" --frames "${TRAIN_FRAMES:-20}" --points "${TRAIN_POINTS:-1024}" \
   --lr "${TRAIN_LR:-2e-4}" --backbone-lr "${TRAIN_LR:-2e-4}" --clip-norm 1.0 --warmup 50 --ema-decay 0.995 \
   --match-loss 1.0 --presets easy,hard,easy,hard,still,easy,hard,pan,easy,hard --texture-videos "$videos" \
   --val-every "${TRAIN_VAL_EVERY:-250}" --checkpoint-every 120 --precision "${TRAIN_PRECISION:-bf16}" \
