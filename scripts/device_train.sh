@@ -12,8 +12,8 @@
 #
 # Knobs (environment, defaults in brackets): TRAIN_SECONDS [420], TRAIN_DEVICE [cuda],
 # TRAIN_PRECISION [bf16], TRAIN_WORKERS [nproc - 2], TRAIN_POINTS [1024 tracks a clip: on an
-# H200 a step of one clip takes 0.16 s with 1024 as with 256], TRAIN_BATCH [4 clips a step], TRAIN_FRAMES [20 frames a clip:
-# five windows, as v11, the default since session 10],
+# H200 a step of one clip takes 0.16 s with 1024 as with 256], TRAIN_BATCH [4 clips a step],
+# TRAIN_FRAMES [20 frames a clip: five windows, as run v11; 12 before session 10],
 # TRAIN_LR [2e-4: v8's 1e-4 at 1 clip a step, times sqrt(batch)], TRAIN_STEPS [100000: only
 # bounds the run; the schedule is in seconds], TRAIN_INIT [models/default.pt], TRAIN_SIZE [the
 # checkpoint's input size; e.g. 256 on a GPU], TRAIN_SEED [51: clips no run has used; CPU runs v4-v11
