@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="For each video (or rosbag2 bag directory): an NxN grid at frame 0 tracked forward "
                     "and back by TAPTR (the node's way, all points jointly) and by Lucas-Kanade; the "
                     "median distance where points come back, the share visible at the end, and the "
-                    "drift on the first frame repeated (a still camera).")
+                    "drift on the first frame repeated (a still camera); on the points LK brings back "
+                    "within 1 px, how far TAPTR ends from LK's track and which share of its motion it "
+                    "followed.")
     real.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or bag directories")
     real.add_argument("--checkpoint", default="default", help="TAPTR checkpoint (default: default)")
     real.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, ...")
@@ -156,7 +158,8 @@ def run_real(args: argparse.Namespace) -> int:
             print(f"taptr eval real: cannot read {path}: {error}", file=sys.stderr)
             return 1
         name = os.path.basename(os.path.normpath(path))
-        results += measure(name, video, trackers, grid=args.grid, still_frames=args.still_frames)
+        results += measure(name, video, trackers, grid=args.grid, still_frames=args.still_frames,
+                           reference="lk")
         print(f"measured {name}", file=sys.stderr, flush=True)
     print(f"checkpoint {args.checkpoint}; distances in pixels at {args.height} px high")
     print(format_results(results))

@@ -12,7 +12,14 @@ For a video (its first ``frames`` frames, resized to ``height`` pixels high, asp
 * **still**: frame 0 repeated ``still_frames`` times; **drift** of a point = its largest
   distance from the query over those frames (a tracker should not move anything); the median
   drift of every still frame is kept too (``still_by_frame_px``: TAPTR's grows at each window
-  boundary, every 4 frames, which is how the drift was traced to the window hand-off).
+  boundary, every 4 frames, which is how the drift was traced to the window hand-off);
+* **against a reference** (``reference=``, the CLI's is LK): on the points the reference brings
+  back within 1 px (its forward track is then taken as the truth), how far each tracker ends
+  from the reference's last position, and which share of the reference's displacement it
+  followed (median over those points of |own displacement| / |reference displacement|, points
+  the reference moves at least 1 px). A tracker that lags behind a moving camera follows less
+  than 100%; this is how the default model's failure on apple.mp4 was traced to motion it does
+  not follow past about frame 16 (session 11).
 
 Both trackers get the same queries: TAPTR through the online engine tracking all points
 jointly, as the node does, and pyramidal Lucas-Kanade (`lk_baseline`). Any callable with the
@@ -45,6 +52,10 @@ class FootageResult:
     still_median_px: float   # median over points of the largest drift on the still video
     still_max_px: float      # largest drift of any point on the still video
     still_by_frame_px: tuple[float, ...] = ()  # median over points of the drift at each still frame
+    reference: str = ""                    # label of the reference tracker ("" = none)
+    reference_points: int = 0              # points the reference brings back within 1 px
+    off_reference_px: float = float("nan")  # median distance to the reference's track, last frame
+    motion_followed: float = float("nan")  # median share of the reference's displacement followed
 
 
 def grid_queries(grid: int, size_hw: tuple[int, int]) -> np.ndarray:
@@ -64,29 +75,56 @@ def resize_to_height(video: np.ndarray, height: int) -> np.ndarray:
 
 
 def measure(name: str, video: np.ndarray, trackers: Mapping[str, Tracker], *, grid: int = 8,
-            still_frames: int = 20) -> list[FootageResult]:
-    """Every tracker of `trackers` on `video` (T, H, W, 3) uint8, already resized."""
+            still_frames: int = 20, reference: str | None = None) -> list[FootageResult]:
+    """Every tracker of `trackers` on `video` (T, H, W, 3) uint8, already resized.
+
+    `reference`: label of one of `trackers` whose forward track, on the points it brings back
+    within 1 px, is the pseudo truth of ``off_reference_px`` and ``motion_followed``.
+    """
     T, H, W = video.shape[:3]
     queries = grid_queries(grid, (H, W))
     still = np.repeat(video[:1], still_frames, axis=0)
+    runs = {label: _run(track, video, still, queries) for label, track in trackers.items()}
+    if reference is not None and reference not in runs:
+        raise KeyError(f"reference tracker {reference!r} is not among {sorted(runs)}")
     results = []
-    for label, track in trackers.items():
-        fwd, fwd_occ, _ = track(video, queries)
-        back_queries = np.concatenate([np.zeros((len(queries), 1)), fwd[:, -1].astype(np.float64)], axis=1)
-        back_queries[:, 1] = np.clip(back_queries[:, 1], 0, W - 1)
-        back_queries[:, 2] = np.clip(back_queries[:, 2], 0, H - 1)
-        bwd, _, _ = track(np.ascontiguousarray(video[::-1]), back_queries)
-        fb = np.linalg.norm(bwd[:, -1] - queries[:, 1:], axis=-1)
-        still_tracks, _, _ = track(still, queries)
-        still_drift = np.linalg.norm(still_tracks - queries[:, None, 1:], axis=-1)  # (N, T)
+    for label, (fwd, fwd_occ, fb, still_drift) in runs.items():
         drift = still_drift.max(axis=1)
+        versus = {}
+        if reference is not None:
+            ref_fwd, _, ref_fb, _ = runs[reference]
+            kept = ref_fb < 1.0
+            off = np.linalg.norm(fwd[kept, -1] - ref_fwd[kept, -1], axis=-1)
+            ref_move = np.linalg.norm(ref_fwd[kept, -1] - queries[kept, 1:], axis=-1)
+            own_move = np.linalg.norm(fwd[kept, -1] - queries[kept, 1:], axis=-1)
+            moved = ref_move >= 1.0
+            versus = dict(reference=reference, reference_points=int(kept.sum()),
+                          off_reference_px=float(np.median(off)) if kept.any() else float("nan"),
+                          motion_followed=(float(np.median(own_move[moved] / ref_move[moved]))
+                                           if moved.any() else float("nan")))
         results.append(FootageResult(
             video=name, tracker=label, size_hw=(H, W), num_frames=T, num_points=len(queries),
             fb_median_px=float(np.median(fb)), fb_within_2px=float(np.mean(fb < 2.0)),
             survival=float(np.mean(~fwd_occ[:, -1])), still_median_px=float(np.median(drift)),
             still_max_px=float(drift.max()),
-            still_by_frame_px=tuple(float(v) for v in np.median(still_drift, axis=0))))
+            still_by_frame_px=tuple(float(v) for v in np.median(still_drift, axis=0)), **versus))
     return results
+
+
+def _run(track: Tracker, video: np.ndarray, still: np.ndarray, queries: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One tracker's passes: forward tracks (N, T, 2) px and occlusion (N, T) bool, the
+    forward-backward error (N,) px and the still video's drift (N, T_still) px."""
+    H, W = video.shape[1:3]
+    fwd, fwd_occ, _ = track(video, queries)
+    back_queries = np.concatenate([np.zeros((len(queries), 1)), fwd[:, -1].astype(np.float64)], axis=1)
+    back_queries[:, 1] = np.clip(back_queries[:, 1], 0, W - 1)
+    back_queries[:, 2] = np.clip(back_queries[:, 2], 0, H - 1)
+    bwd, _, _ = track(np.ascontiguousarray(video[::-1]), back_queries)
+    fb = np.linalg.norm(bwd[:, -1] - queries[:, 1:], axis=-1)
+    still_tracks, _, _ = track(still, queries)
+    still_drift = np.linalg.norm(still_tracks - queries[:, None, 1:], axis=-1)
+    return fwd, fwd_occ, fb, still_drift
 
 
 def format_results(results: list[FootageResult]) -> str:
@@ -97,6 +135,12 @@ def format_results(results: list[FootageResult]) -> str:
         lines.append(f"| {r.video} | {r.tracker} | {r.num_frames} | {r.size_hw[1]}x{r.size_hw[0]} | "
                      f"{r.num_points} | {r.fb_median_px:.2f} | {100 * r.fb_within_2px:.0f}% | "
                      f"{100 * r.survival:.0f}% | {r.still_median_px:.2f} / {r.still_max_px:.2f} |")
+    lines.append("")
+    for r in results:
+        if r.reference and r.reference != r.tracker:
+            lines.append(f"{r.video} {r.tracker}: on the {r.reference_points} points {r.reference} brings "
+                         f"back within 1 px, {r.off_reference_px:.2f} px off its track at the last frame, "
+                         f"{100 * r.motion_followed:.0f}% of its motion followed")
     lines.append("")
     lines.append("still drift by frame (median over points, px):")
     for r in results:

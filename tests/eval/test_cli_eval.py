@@ -66,3 +66,34 @@ def test_eval_calls_make_engine_tracker_with_checkpoint_and_device(tmp_path, mon
 def test_eval_missing_data_file_exits_1(tmp_path, capsys):
     assert main(["eval", "tapvid", str(tmp_path / "none.pkl"), "--baseline", "lk"]) == 1
     assert "taptr data synth" in capsys.readouterr().err
+
+
+def test_eval_real_measures_taptr_against_lk_on_a_video(tmp_path, monkeypatch, capsys):
+    """`taptr eval real` on a panning texture: a TAPTR that never moves is 0% of LK's motion."""
+    import cv2
+
+    def make_engine_tracker(checkpoint: str, device: str, **_options):
+        def tracker(video, queries):
+            T = video.shape[0]
+            return np.repeat(queries[:, None, 1:], T, axis=1), np.zeros((len(queries), T), bool), 0.01
+        return tracker
+
+    fake = types.ModuleType("taptr_ros.eval.engine_tracker")
+    fake.make_engine_tracker = make_engine_tracker
+    monkeypatch.setitem(sys.modules, "taptr_ros.eval.engine_tracker", fake)
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (96, 160), dtype=np.uint8), (0, 0), 2.0)
+    path = tmp_path / "pan.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+    for t in range(10):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(texture[16:80, 2 * t:2 * t + 96]), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    out = tmp_path / "real.json"
+    assert main(["eval", "real", str(path), "--height", "64", "--grid", "4", "--frames", "10",
+                 "--still-frames", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pan.mp4 taptr: on the" in printed and "0% of its motion followed" in printed
+    taptr, lk = json.loads(out.read_text())
+    assert lk["reference"] == "lk" and lk["reference_points"] >= 8 and lk["motion_followed"] == 1.0
+    # the texture moves 2 px a frame for 9 frames: a tracker that stays put ends 18 px behind
+    assert taptr["motion_followed"] == 0.0 and abs(taptr["off_reference_px"] - 18.0) < 1.0

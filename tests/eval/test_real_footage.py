@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from taptr_ros.eval.lk_baseline import make_lk_tracker
 from taptr_ros.eval.real_footage import format_results, grid_queries, measure, resize_to_height
@@ -56,3 +57,25 @@ def test_lk_returns_on_a_moving_texture_and_stays_on_a_still_one() -> None:
 def test_resize_keeps_the_aspect() -> None:
     video = np.zeros((2, 480, 640, 3), np.uint8)
     assert resize_to_height(video, 256).shape == (2, 256, 341, 3)
+
+
+def test_a_lagging_tracker_is_measured_against_the_reference() -> None:
+    video = _moving_texture(frames=10)   # the texture moves 1 px right a frame
+    trackers = {"half": _drifting(0.5), "full": _drifting(1.0), "lk": make_lk_tracker()}
+    half, full, lk = measure("v", video, trackers, grid=4, still_frames=3, reference="lk")
+    assert lk.reference_points >= 12 and lk.off_reference_px == 0.0 and lk.motion_followed == 1.0
+    # 9 frames of motion: half the speed ends 4.5 px behind LK's track, having followed 50%
+    assert half.reference_points == lk.reference_points
+    assert abs(half.off_reference_px - 4.5) < 0.3 and abs(half.motion_followed - 0.5) < 0.03
+    assert full.off_reference_px < 0.3 and abs(full.motion_followed - 1.0) < 0.03
+    table = format_results([half, full, lk])
+    assert "v half: on the" in table and "50% of its motion followed" in table
+    assert "v lk: on the" not in table
+    (alone,) = measure("v", video, {"half": _drifting(0.5)}, grid=2, still_frames=2)
+    assert alone.reference == "" and alone.reference_points == 0
+
+
+def test_an_unknown_reference_is_refused() -> None:
+    with pytest.raises(KeyError, match="'lk' is not among"):
+        measure("v", _moving_texture(frames=3), {"half": _drifting(0.5)}, grid=2, still_frames=2,
+                reference="lk")
