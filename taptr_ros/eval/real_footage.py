@@ -137,7 +137,9 @@ def format_results(results: list[FootageResult]) -> str:
                      f"{100 * r.survival:.0f}% | {r.still_median_px:.2f} / {r.still_max_px:.2f} |")
     lines.append("")
     for r in results:
-        if r.reference and r.reference != r.tracker:
+        if r.reference and r.reference != r.tracker and not r.reference_points:
+            lines.append(f"{r.video} {r.tracker}: {r.reference} brings no point back within 1 px")
+        elif r.reference and r.reference != r.tracker:
             lines.append(f"{r.video} {r.tracker}: on the {r.reference_points} points {r.reference} brings "
                          f"back within 1 px, {r.off_reference_px:.2f} px off its track at the last frame, "
                          f"{100 * r.motion_followed:.0f}% of its motion followed")

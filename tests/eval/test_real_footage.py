@@ -71,6 +71,11 @@ def test_a_lagging_tracker_is_measured_against_the_reference() -> None:
     table = format_results([half, full, lk])
     assert "v half: on the" in table and "50% of its motion followed" in table
     assert "v lk: on the" not in table
+    # a drifting reference goes on drifting backwards: it brings no point back
+    lost = measure("v", video[::3], {"half": _drifting(0.5), "full": _drifting(1.0)}, grid=2,
+                   still_frames=2, reference="full")[0]
+    assert lost.reference_points == 0 and np.isnan(lost.off_reference_px)
+    assert "v half: full brings no point back within 1 px" in format_results([lost])
     (alone,) = measure("v", video, {"half": _drifting(0.5)}, grid=2, still_frames=2)
     assert alone.reference == "" and alone.reference_points == 0
 
