@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "training from scratch; default 0 = the official losses only)")
     p.add_argument("--occluded-weight", type=float, default=1.0,
                    help="factor on the visibility loss of occluded entries (default 1, official)")
+    p.add_argument("--isolated-share", type=_share, default=0.0, metavar="P",
+                   help="share of clips whose points are decoded alone, as `taptr eval tapvid` decodes "
+                        "queries (default 0: always jointly, as the node and the official training)")
     p.add_argument("--texture-videos", default="",
                    help="comma-separated video files whose frames are used as photographic textures")
     p.add_argument("--seed", type=int, default=0, help="data and init seed (< 1000000)")
@@ -65,6 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _share(text: str) -> float:
+    """argparse type: a share in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share lies in [0, 1], got {text}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from taptr_ros.train.loop import TrainConfig, train
 
@@ -74,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                       lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
                       clip_norm=args.clip_norm, warmup=args.warmup, visible_only=args.visible_only,
                       match_weight=args.match_loss, occluded_weight=args.occluded_weight,
+                      isolated_share=args.isolated_share,
                       texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
                       seed=args.seed, data=args.data, init=args.init, init_size=args.size or 0,
                       precision=args.precision,

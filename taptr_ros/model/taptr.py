@@ -217,7 +217,8 @@ WindowCallback = Callable[[int, int, int, Trajectory, WindowOutput], None]
 
 def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: Tensor, *,
                 content_propagation_gap: int | None = None, encode_batch: int = 8,
-                on_window: WindowCallback | None = None, memory: Tensor | None = None) -> TrackResult:
+                on_window: WindowCallback | None = None, memory: Tensor | None = None,
+                isolated: bool = False) -> TrackResult:
     """Offline reference: the official windowed inference over a whole video.
 
     Windows follow `windowing.window_ranges` (last one shifted back to end at T-1; T < window
@@ -245,6 +246,8 @@ def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: T
         memory: optional (T, L, C) `encode_frames` of every frame, computed by the caller
             (training encodes a clip once and also uses the memory in a loss); None = encode
             here, lazily.
+        isolated: decode every point as if alone (spatial attention sees only the point
+            itself, `TAPTRv2.decode_window`), as the TAP-Vid protocol decodes queries.
 
     Returns:
         `TrackResult`.
@@ -292,7 +295,8 @@ def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: T
             del cache[t]
         window_memory = torch.stack([cache[t] for t in range(first, last + 1)])
         inputs = traj.frames(first, last)
-        out = model.decode_window(window_memory, inputs.content, inputs.ref, f0, tracked, update)
+        out = model.decode_window(window_memory, inputs.content, inputs.ref, f0, tracked, update,
+                                  isolated=isolated)
         if on_window is not None:
             on_window(k, first, last, inputs, out)
         traj = commit_window(traj, first, out, update, copy_tail=k < len(ranges) - 1,

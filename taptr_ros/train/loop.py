@@ -69,6 +69,10 @@ class TrainConfig:
         match_weight: weight of the feature-matching loss (ours, 0 = official; see `LossWeights`).
         occluded_weight: factor on the visibility loss of occluded entries (ours, 1 = official;
             `LossWeights.occluded`).
+        isolated_share: share of clips whose points are decoded alone (spatial attention sees
+            only the point itself), as `taptr eval tapvid` decodes queries; the rest are decoded
+            jointly, as the node decodes its points (0 = always jointly, official). Which clips:
+            `isolated_clip`.
         seed: seed of the clip stream and of the network initialisation.
         data: "synthetic" or a TAP-Vid pickle path.
         presets: synthetic difficulty presets, clip i drawn from ``presets[i % len]`` (repeat a
@@ -110,6 +114,7 @@ class TrainConfig:
     visible_only: bool = False
     match_weight: float = 0.0
     occluded_weight: float = 1.0
+    isolated_share: float = 0.0
     seed: int = 0
     data: str = "synthetic"
     presets: tuple[str, ...] = ("easy", "hard")
@@ -169,8 +174,8 @@ class RolloutModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, video, query_xy, query_t) -> RolloutOutput:
-        return rollout(self.model, video, query_xy, query_t)
+    def forward(self, video, query_xy, query_t, isolated: bool = False) -> RolloutOutput:
+        return rollout(self.model, video, query_xy, query_t, isolated=isolated)
 
 
 def distributed_context() -> tuple[int, int]:
@@ -192,6 +197,13 @@ def clip_stream(cfg: TrainConfig, net: TaptrConfig, rank: int, world: int, start
         return synthetic_clips(net, presets=tuple(cfg.presets),
                                texture_videos=tuple(cfg.texture_videos), workers=cfg.workers, **kw)
     return pickle_clips(cfg.data, net, **kw)
+
+
+def isolated_clip(index: int, share: float) -> bool:
+    """Whether clip `index` (global over ranks) is decoded with its points alone: a
+    golden-ratio sequence, so any run of clips holds `share` of them within one clip, and a
+    resumed run picks the same clips."""
+    return share > 0 and (index * 0.6180339887498949) % 1.0 < share
 
 
 def _to(clip: Clip, device: torch.device) -> Clip:
@@ -301,7 +313,8 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
             ctx = wrapped.no_sync() if world > 1 and micro < cfg.batch - 1 else nullcontext()
             with ctx:
                 with autocast:
-                    res = wrapped(clip.video, clip.query_xy, clip.query_t)
+                    alone = isolated_clip(clips + micro * world + rank, cfg.isolated_share)
+                    res = wrapped(clip.video, clip.query_xy, clip.query_t, alone)
                     terms = tracking_loss(res, clip.gt_xy, clip.gt_occluded, weights)
                 (terms.total / cfg.batch).backward()
             for k, v in terms.as_floats().items():

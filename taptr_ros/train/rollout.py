@@ -46,7 +46,7 @@ class RolloutOutput:
 
 
 def rollout(model: TAPTRv2, video: Tensor, query_xy: Tensor, query_t: Tensor, *,
-            content_propagation_gap: int = 1) -> RolloutOutput:
+            content_propagation_gap: int = 1, isolated: bool = False) -> RolloutOutput:
     """Run `track_video` with gradients and gather the full-sequence per-layer outputs.
 
     Args:
@@ -56,6 +56,8 @@ def rollout(model: TAPTRv2, video: Tensor, query_xy: Tensor, query_t: Tensor, *,
         query_t: (N,) long start frame of each point.
         content_propagation_gap: as in `track_video`; 1 (every window) is what the online
             engine does, and equals the official rule for clips shorter than 48 frames.
+        isolated: decode every point as if alone (no spatial attention between points), as
+            `taptr eval tapvid` decodes queries (the TAP-Vid protocol).
 
     Returns:
         `RolloutOutput`.
@@ -81,7 +83,7 @@ def rollout(model: TAPTRv2, video: Tensor, query_xy: Tensor, query_t: Tensor, *,
 
     memory = model.encode_frames(video.to(param.device, param.dtype))
     track_video(model, video, query_xy, query_t, content_propagation_gap=content_propagation_gap,
-                on_window=on_window, memory=memory)
+                on_window=on_window, memory=memory, isolated=isolated)
     t = torch.arange(num_frames, device=param.device)[:, None]
     update = t > query_t.to(param.device)[None, :]
     return RolloutOutput(pos_apu=buf["pos_apu"], pos=buf["pos"], vis_logits=buf["vis"], update=update,
