@@ -34,7 +34,8 @@ def test_device_train_writes_the_ema_checkpoint_and_logs(tmp_path, tiny_checkpoi
         ["bash", str(REPO / "scripts" / "device_train.sh"), str(out)], cwd=tmp_path,
         env=_env(TRAIN_DEVICE="cpu", TRAIN_SECONDS="2", TRAIN_WORKERS="1", TRAIN_POINTS="4",
                  TRAIN_BATCH="1", TRAIN_INIT=str(tiny_checkpoint), TRAIN_PRECISION="bf16",
-                 TRAIN_SIZE="80", PRETRAIN_SECONDS="1", PRETRAIN_BATCH="1", TMPDIR=str(tmp_path)),
+                 TRAIN_SIZE="80", PRETRAIN_SECONDS="1", PRETRAIN_BATCH="1", TRAIN_PRESETS="still,easy",
+                 TRAIN_ISOLATED="0.5", TMPDIR=str(tmp_path)),
         capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert {"ema.pt", "summary.json", "train.csv", "val.csv", "pretrain.json",
@@ -46,7 +47,11 @@ def test_device_train_writes_the_ema_checkpoint_and_logs(tmp_path, tiny_checkpoi
     assert 1 <= steps < 20000  # the time budget ended it
     assert len(read_csv(out / "train.csv")) == steps
     assert [int(r["step"]) for r in read_csv(out / "val.csv")] == [steps]
-    model = load_checkpoint(out / "ema.pt").model
+    loaded = load_checkpoint(out / "ema.pt")
+    model = loaded.model
+    run_config = loaded.metadata["train_config"]  # the knobs reached the run
+    assert list(run_config["presets"]) == ["still", "easy"] and run_config["isolated_share"] == 0.5
+    assert run_config["occluded_weight"] == 0.6
     assert model.config.name == "tiny" and next(model.parameters()).dtype.is_floating_point
     assert model.config.input_hw == (80, 80)  # TRAIN_SIZE, not the checkpoint's own size
 
