@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     real.add_argument("--height", type=int, default=256, help="resize to this height, aspect kept (default 256)")
     real.add_argument("--grid", type=int, default=8, help="N: an NxN grid of queries (default 8)")
     real.add_argument("--still-frames", type=int, default=20, help="length of the still video (default 20)")
+    real.add_argument("--passes", type=int, default=None, metavar="K",
+                      help="decoder passes per window instead of the checkpoint's (1 = official)")
     real.add_argument("--out", metavar="RESULT.json", help="also write the rows as JSON")
     real.set_defaults(func=run_real)
 
@@ -145,7 +147,8 @@ def run_real(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        taptr = make_engine_tracker(args.checkpoint, args.device, backward=False, independent=False)
+        taptr = make_engine_tracker(args.checkpoint, args.device, backward=False, independent=False,
+                                    window_passes=args.passes)
     except Exception as error:  # the engine's own errors (checkpoint, device) carry their fix
         print(f"taptr eval real: cannot start TAPTR: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

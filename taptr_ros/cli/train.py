@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "training from scratch; default 0 = the official losses only)")
     p.add_argument("--occluded-weight", type=float, default=1.0,
                    help="factor on the visibility loss of occluded entries (default 1, official)")
+    p.add_argument("--passes", type=_count, default=0, metavar="K",
+                   help="decoder passes per window, each from the previous one's positions (default: "
+                        "the preset's 1, or with --init the checkpoint's)")
     p.add_argument("--isolated-share", type=_share, default=0.0, metavar="P",
                    help="share of clips whose points are decoded alone, as `taptr eval tapvid` decodes "
                         "queries (default 0: always jointly, as the node and the official training)")
@@ -68,6 +71,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _count(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a count is >= 0, got {text}")
+    return value
+
+
 def _share(text: str) -> float:
     """argparse type: a share in [0, 1]."""
     value = float(text)
@@ -80,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     from taptr_ros.train.loop import TrainConfig, train
 
     overrides = {"input_hw": (args.size, args.size)} if args.size else {}
+    if args.passes:
+        overrides["window_passes"] = args.passes
     net = preset(args.preset, **overrides)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, points=args.points,
                       lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                       isolated_share=args.isolated_share,
                       texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
                       seed=args.seed, data=args.data, init=args.init, init_size=args.size or 0,
+                      init_passes=args.passes,
                       precision=args.precision,
                       time_budget_s=args.time_budget, cosine_s=args.cosine_seconds, workers=args.workers,
                       presets=tuple(n for n in args.presets.split(",") if n), threads=args.threads, val_every=args.val_every,

@@ -44,7 +44,8 @@ Tracker = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, float
 
 def make_engine_tracker(checkpoint: str, device: str, *, preset: str | None = None,
                         options: TrackerOptions | None = None, backward: bool = True,
-                        independent: bool = True, input_hw: tuple[int, int] | None = None) -> Tracker:
+                        independent: bool = True, input_hw: tuple[int, int] | None = None,
+                        window_passes: int | None = None) -> Tracker:
     """A TAP-Vid tracker callable around the online engine; the network is loaded once.
 
     Args:
@@ -60,11 +61,13 @@ def make_engine_tracker(checkpoint: str, device: str, *, preset: str | None = No
         backward: also track before each query frame over the reversed video (needed for
             ``strided`` queries; ``first`` never scores those frames and can skip the cost).
         input_hw: (height, width) network input instead of the checkpoint's (same weights).
+        window_passes: decoder passes per window instead of the checkpoint's (same weights).
 
     Raises:
         ModelLoadError: missing or unreadable checkpoint, bad device.
     """
-    model = load_model(checkpoint, preset=preset, device=device, input_hw=input_hw)
+    model = load_model(checkpoint, preset=preset, device=device, input_hw=input_hw,
+                       window_passes=window_passes)
     base = dataclasses.replace(options or TrackerOptions(), independent_points=independent)
 
     def track(video: np.ndarray, query_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

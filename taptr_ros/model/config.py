@@ -58,6 +58,10 @@ class TaptrConfig:
             (official 10).
         window_size: frames per decoding window (official 8).
         window_stride: frames between window starts (official 4).
+        window_passes: decoder passes per window (ours; official 1). Pass k+1 decodes the
+            same window again from pass k's positions (content, masks and memory unchanged),
+            so a point far from where its frame started is refined further; the last pass is
+            the window's result. Costs one decoder pass more per window and per extra pass.
         input_hw: network input (height, width) in pixels; frames are resized to it.
         mean, std: per RGB channel normalisation of [0,1] images.
         visibility_threshold: visible <=> sigmoid(logit[1]) > threshold.
@@ -86,6 +90,7 @@ class TaptrConfig:
     query_pos_temperature: float = 10.0
     window_size: int = 8
     window_stride: int = 4
+    window_passes: int = 1
     input_hw: tuple[int, int] = (512, 512)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -114,6 +119,8 @@ class TaptrConfig:
             problems.append(f"hidden_dim {self.hidden_dim} must be divisible by gn_groups {self.gn_groups}")
         if not 1 <= self.window_stride <= self.window_size:
             problems.append(f"window_stride {self.window_stride} must be in 1..window_size {self.window_size}")
+        if not isinstance(self.window_passes, int) or self.window_passes < 1:
+            problems.append(f"window_passes {self.window_passes!r} must be an integer >= 1")
         if min(self.input_hw) < 32:
             problems.append(f"input_hw {self.input_hw} must be at least 32 px per side")
         if problems:

@@ -162,7 +162,8 @@ class TAPTRv2(nn.Module):
                       init_content: Tensor, tracked: Tensor, update: Tensor, *,
                       memory_kv: tuple[Tensor, Tensor] | None = None,
                       kv_frames: Tensor | None = None, isolated: bool = False) -> WindowOutput:
-        """Run the decoder on one window of W frames.
+        """Run the decoder on one window of W frames, `config.window_passes` times (each pass
+        from the previous one's positions; the last pass is returned).
 
         Args:
             window_memory: (W, L, C) memory of the window's frames in order (may be None
@@ -185,9 +186,14 @@ class TAPTRv2(nn.Module):
             `WindowOutput` (per-layer positions after the APU and after the delta head,
             visibility logits, APU deltas, features, new logit-space position and content).
         """
-        return self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
-                            tracked.bool(), update.bool(), memory_kv=memory_kv, kv_frames=kv_frames,
-                            isolated=isolated)
+        tracked, update = tracked.bool(), update.bool()
+        out = self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
+                           tracked, update, memory_kv=memory_kv, kv_frames=kv_frames, isolated=isolated)
+        for _ in range(self.config.window_passes - 1):  # again from this pass's positions
+            ref_in = torch.where(update[..., None], out.ref_out, ref_in)
+            out = self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
+                               tracked, update, memory_kv=memory_kv, kv_frames=kv_frames, isolated=isolated)
+        return out
 
 
 @dataclass

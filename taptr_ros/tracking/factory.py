@@ -75,7 +75,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def load_model(checkpoint: str | os.PathLike[str] = "default", *, preset: str | None = None,
                device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-               input_hw: tuple[int, int] | None = None) -> TAPTRv2:
+               input_hw: tuple[int, int] | None = None, window_passes: int | None = None) -> TAPTRv2:
     """The network of a checkpoint, on `device`, in eval mode.
 
     Args:
@@ -86,6 +86,8 @@ def load_model(checkpoint: str | os.PathLike[str] = "default", *, preset: str | 
         dtype: e.g. torch.float16 on CUDA; None keeps float32.
         input_hw: (height, width) network input in pixels instead of the checkpoint's (the
             same weights: none depends on the input size); None keeps the checkpoint's.
+        window_passes: decoder passes per window instead of the checkpoint's
+            (`TaptrConfig.window_passes`); None keeps the checkpoint's.
 
     Raises:
         ModelLoadError: missing/unreadable file, keys that do not fit, preset mismatch, device.
@@ -107,10 +109,18 @@ def load_model(checkpoint: str | os.PathLike[str] = "default", *, preset: str | 
             load_official(model, data)
     except (CheckpointError, ConfigError) as exc:
         raise ModelLoadError(f"checkpoint {path}: {exc}") from exc
+    changes = {}
     if input_hw is not None and tuple(input_hw) != model.config.input_hw:
-        resized = TAPTRv2(model.config.replace(input_hw=tuple(input_hw)))
-        resized.load_state_dict(model.state_dict())
-        model = resized
+        changes["input_hw"] = tuple(input_hw)
+    if window_passes is not None and window_passes != model.config.window_passes:
+        changes["window_passes"] = window_passes
+    if changes:
+        try:
+            changed = TAPTRv2(model.config.replace(**changes))
+        except ConfigError as exc:
+            raise ModelLoadError(f"checkpoint {path}: {exc}") from exc
+        changed.load_state_dict(model.state_dict())
+        model = changed
     model = model.to(dev) if dtype is None else model.to(dev, dtype)
     return model.eval()
 

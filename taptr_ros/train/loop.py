@@ -90,6 +90,8 @@ class TrainConfig:
         init: checkpoint whose weights (and network config) a new run starts from, with a fresh
             optimiser and the warm-up (the campaign's next run starts from ``models/default.pt``);
             "" = random initialisation. Ignored when resuming.
+        init_passes: with ``init``, decode every window this many times instead of the
+            checkpoint's `TaptrConfig.window_passes` (0 = the checkpoint's).
         init_size: with ``init``, train at this square input side in px instead of the
             checkpoint's (the weights do not depend on it; 0 = the checkpoint's).
         threads: torch CPU threads per process (0 = leave torch's default).
@@ -121,6 +123,7 @@ class TrainConfig:
     texture_videos: tuple[str, ...] = ()
     init: str = ""
     init_size: int = 0
+    init_passes: int = 0
     precision: str = "fp32"
     time_budget_s: float = 0.0
     cosine_s: float = 0.0
@@ -148,11 +151,13 @@ def lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def network_from_checkpoint(path: str, size: int = 0) -> tuple[TaptrConfig, dict]:
+def network_from_checkpoint(path: str, size: int = 0, passes: int = 0) -> tuple[TaptrConfig, dict]:
     """Network config and weights a run starts from (``--init``): checkpoint `path`'s, at a
-    square `size` x `size` input when `size` > 0 (the weights do not depend on it)."""
+    square `size` x `size` input when `size` > 0 and with `passes` decoder passes per window
+    when `passes` > 0 (the weights depend on neither)."""
     init = load_checkpoint(path)
     net = init.config.replace(input_hw=(size, size)) if size else init.config
+    net = net.replace(window_passes=passes) if passes else net
     return net, init.model.state_dict()
 
 
@@ -235,7 +240,7 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
     if state is not None:
         net_config = TaptrConfig.from_dict(state["config"])
     elif cfg.init:
-        net_config, init_weights = network_from_checkpoint(cfg.init, cfg.init_size)
+        net_config, init_weights = network_from_checkpoint(cfg.init, cfg.init_size, cfg.init_passes)
     torch.manual_seed(cfg.seed)
     model = TAPTRv2(net_config).to(device).train()
     if init_weights is not None:

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--size", type=int, default=None,
                    help="run the checkpoint's weights at this square input size (px) instead of its own")
+    p.add_argument("--passes", type=int, default=None,
+                   help="decoder passes per window instead of the checkpoint's (TaptrConfig.window_passes)")
     p.add_argument("--skip-lk", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             trackers = [("TAPTR" + (" (joint)" if args.joint else ""),
                          make_engine_tracker(args.checkpoint, "cpu", independent=not args.joint,
                                              backward=mode == "strided",
-                                             input_hw=(args.size, args.size) if args.size else None))]
+                                             input_hw=(args.size, args.size) if args.size else None,
+                                             window_passes=args.passes))]
             if not args.skip_lk:
                 trackers += [("LK", make_lk_tracker()), ("static", static_tracker)]
             for name, tracker in trackers:

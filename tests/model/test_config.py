@@ -50,3 +50,8 @@ def test_dict_round_trip_and_errors():
         preset("tiny", hidden_dim=66)
     with pytest.raises(ConfigError, match="feature_stages"):
         preset("tiny", feature_stages=(2, 1))
+    with pytest.raises(ConfigError, match="window_passes"):
+        preset("tiny", window_passes=0)
+    assert preset("taptrv2").window_passes == 1  # the official network decodes a window once
+    twice = preset("small", window_passes=2)
+    assert TaptrConfig.from_dict(twice.to_dict()).window_passes == 2

@@ -119,3 +119,30 @@ def test_cuda_matches_cpu(make_model):
     assert b.boxes.is_cuda
     torch.testing.assert_close(b.boxes.cpu(), a.boxes, atol=1e-4, rtol=0)
     torch.testing.assert_close(b.vis_logits.cpu(), a.vis_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_window_passes_decode_the_window_again_from_its_own_positions(tiny_model):
+    from taptr_ros.model.taptr import TAPTRv2
+    from taptr_ros.model.windowing import point_masks
+
+    twice = TAPTRv2(tiny_model.config.replace(window_passes=2))
+    twice.load_state_dict(tiny_model.state_dict())
+    twice.eval()
+    frames = video(tiny_model, 8)
+    xy = torch.tensor([[0.3, 0.4], [0.6, 0.5], [0.2, 0.8]])
+    query_t = torch.tensor([0, 0, 2])
+    with torch.no_grad():
+        memory = tiny_model.encode_frames(frames)
+        f0, ref0 = tiny_model.init_queries(memory[:3], xy, frames=query_t)
+        state = Trajectory.start(8, f0, ref0)
+        tracked, update = point_masks(query_t, 0, 7)
+        one = tiny_model.decode_window(memory, state.content, state.ref, f0, tracked, update)
+        moved = torch.where(update[..., None], one.ref_out, state.ref)
+        again = tiny_model.decode_window(memory, state.content, moved, f0, tracked, update)
+        both = twice.decode_window(memory, state.content, state.ref, f0, tracked, update)
+    torch.testing.assert_close(both.ref_out, again.ref_out, atol=1e-6, rtol=0)
+    torch.testing.assert_close(both.content_out, again.content_out, atol=1e-6, rtol=0)
+    torch.testing.assert_close(both.vis_logits, again.vis_logits, atol=1e-6, rtol=0)
+    assert (both.ref_out - one.ref_out)[update].abs().max() > 1e-4
+    # frames not updated (at or before a start) keep their state through both passes
+    torch.testing.assert_close(both.ref_out[~update], state.ref[~update])

@@ -268,3 +268,19 @@ def test_independent_points_equal_one_tracker_per_point(tiny):
             assert np.abs(got[t].xy[j] - want[key][t].xy[0]).max() < 1e-4
     # decoded together, the two close points see each other: a different (joint) result
     assert max(np.abs(got[t].xy[:2] - mixed[t].xy[:2]).max() for t in range(7, 13)) > 1e-3
+
+
+def test_two_decoder_passes_per_window_stream_equal_offline(tiny):
+    """`window_passes` = 2 decodes each window again from its own positions: the stream still
+    equals the offline model on every prefix, and the second pass moves the points."""
+    from tracking_helpers import make_model
+
+    twice = make_model(0, window_passes=2)
+    frames = random_video(1, 16, sizes(16))
+    stream = Stream(OnlineTracker(twice, TrackerOptions()), frames, SCHEDULES["A"], seed=2)
+    offline = Offline(twice, frames)
+    assert max(check_equal(r, offline, stream, at) for at, r in stream.published) < TOL
+    once = Stream(OnlineTracker(tiny, TrackerOptions()), frames, SCHEDULES["A"], seed=2)
+    moved = [np.abs(a.xy - b.xy).max() for (_, a), (_, b) in zip(stream.published, once.published)
+             if a.frame_index > 0 and len(a.ids)]
+    assert max(moved) > 1e-3
