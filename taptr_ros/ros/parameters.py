@@ -77,6 +77,9 @@ SPECS: tuple[Spec, ...] = (
          int_range=(0, 64)),
     Spec("window_stride", 0, "Frames between window starts; 0 = the preset's (official 4).",
          int_range=(0, 64), constraints="<= window_size (as resolved)"),
+    Spec("window_passes", 0, "Decoder passes per window, each from the previous pass's "
+         "positions: 2 follows faster motion at about one more decoder pass of cost per frame; "
+         "0 = the checkpoint's (official 1).", int_range=(0, 8)),
     Spec("mode", "immediate", "immediate: answer every frame at once (a provisional window per "
          "frame); committed: publish only when a window commits (cheaper, up to stride-1 frames "
          "late).", choices=("immediate", "committed")),

@@ -43,12 +43,14 @@ def build_tracker(p: NodeParameters) -> tuple[OnlineTracker, TrackerInfo]:
     elif p.pipeline:  # two stages run at once: each gets half of the cores torch would use
         torch.set_num_threads(max(1, torch.get_num_threads() // 2))
     dtype = DTYPES[p.precision]
-    model = load_model(path, preset=p.preset or None, device=device, dtype=dtype, input_hw=p.input_hw)
+    model = load_model(path, preset=p.preset or None, device=device, dtype=dtype, input_hw=p.input_hw,
+                       window_passes=p.window_passes or None)
     options = TrackerOptions(window=p.window_size or None, stride=p.window_stride or None,
                              mode=p.mode, max_points=p.max_points, pad_queries_to=p.pad_queries_to,
                              visibility_threshold=p.visibility_threshold, bgr=p.bgr)
     tracker = OnlineTracker(model, options)
     h, w = model.config.input_hw
     summary = (f"{model.config.name} ({h}x{w} input, window {tracker.options.window}/"
-               f"{tracker.options.stride}, {p.precision}) from {path}")
+               f"{tracker.options.stride}, {model.config.window_passes} decoder pass(es) a window, "
+               f"{p.precision}) from {path}")
     return tracker, TrackerInfo(device=str(tracker.device), summary=summary)

@@ -88,6 +88,7 @@ def test_valid_values_pass(name, value, others) -> None:
 @pytest.mark.parametrize("override, error, fragment", [
     (Parameter("visibility_threshold", value=1.5), InvalidParameterValueException, "out of range"),
     (Parameter("queue_depth", value=0), InvalidParameterValueException, "out of range"),
+    (Parameter("window_passes", value=9), InvalidParameterValueException, "out of range"),
     (Parameter("device", value="gpu"), InvalidParameterValueException, "device must be"),
     (Parameter("max_points", value="many"), InvalidParameterTypeException, "max_points"),
 ])
@@ -102,10 +103,10 @@ def test_declaring_refuses_bad_overrides(rclpy_context, override, error, fragmen
 
 def test_declared_parameters_carry_descriptors(rclpy_context) -> None:
     node = Node("taptr_tracker", context=rclpy_context,
-                parameter_overrides=[Parameter("window_size", value=6)])
+                parameter_overrides=[Parameter("window_size", value=6), Parameter("window_passes", value=2)])
     try:
         params = declare_parameters(node)
-        assert params.window_size == 6 and params.input_hw is None
+        assert params.window_size == 6 and params.input_hw is None and params.window_passes == 2
         (descriptor,) = node.describe_parameters(["visibility_threshold"])
         assert descriptor.floating_point_range[0].to_value == 1.0 and not descriptor.read_only
         (descriptor,) = node.describe_parameters(["checkpoint"])
@@ -114,6 +115,21 @@ def test_declared_parameters_carry_descriptors(rclpy_context) -> None:
         assert not refused.successful
     finally:
         node.destroy_node()
+
+
+def test_window_passes_reach_the_tracker_the_node_builds() -> None:
+    from taptr_ros.ros.parameters import NodeParameters
+    from taptr_ros.ros.tracker_setup import build_tracker
+
+    values = {spec.name: spec.default for spec in SPECS}
+    from taptr_ros.tracking.factory import load_model
+
+    built = {}
+    for passes in (0, 3):
+        tracker, info = build_tracker(NodeParameters({**values, "device": "cpu", "window_passes": passes}))
+        built[passes] = tracker.model.config.window_passes
+        assert f"{built[passes]} decoder pass(es) a window" in info.summary
+    assert built == {0: load_model("default").config.window_passes, 3: 3}  # 0: the checkpoint's
 
 
 # ----------------------------------------------------------------------------- process
