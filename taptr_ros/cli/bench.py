@@ -127,13 +127,15 @@ def run_node(args: argparse.Namespace) -> int:
     )
 
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else (lambda line: None)
-    results = []
-    for pipeline in args.pipeline:  # one node process each, one after the other
+    results, labels = [], []
+    runs = [(pipeline, passes) for pipeline in args.pipeline for passes in args.passes]
+    for pipeline, passes in runs:  # one node process each, one after the other
         options = NodeBenchOptions(
             preset=args.preset, input_hw=args.input_size, image_hw=args.image_size, rate=args.rate,
             frames=args.frames, warmup=args.warmup, points=args.points, mode=args.mode,
             open_loop=args.open_loop, device=args.device, threads=args.threads,
-            pipeline=pipeline == "on", checkpoint=args.checkpoint)
+            pipeline=pipeline == "on", window_passes=passes, checkpoint=args.checkpoint)
+        labels.append(f"pipeline {pipeline}" + (f" passes {passes}" if len(args.passes) > 1 else ""))
         try:
             results.append(run_node_bench(options, log=log))
         except BenchError as exc:
@@ -142,9 +144,8 @@ def run_node(args: argparse.Namespace) -> int:
         print(format_node_tables(results[-1]) + "\n")
     if len(results) > 1:
         fps = [r.summary()["fps"] or 0.0 for r in results]
-        print("fps ratio to pipeline " + args.pipeline[0] + ": " + ", ".join(
-            f"pipeline {name} {f / fps[0]:.2f}x" if fps[0] else f"pipeline {name} -"
-            for name, f in zip(args.pipeline, fps)))
+        print(f"fps ratio to {labels[0]}: " + ", ".join(
+            f"{name} {f / fps[0]:.2f}x" if fps[0] else f"{name} -" for name, f in zip(labels, fps)))
     if args.json:
         with open(args.json, "w") as f:
             dump = [r.to_dict() for r in results]
@@ -189,13 +190,6 @@ def run_train(args: argparse.Namespace) -> int:
         with open(args.json, "w") as f:
             json.dump(rows_to_dict(rows, options), f, indent=1)
     return 0
-
-
-def _pipelines(text: str) -> tuple[str, ...]:
-    names = _names(text)
-    if not names or any(n not in ("on", "off") for n in names):
-        raise argparse.ArgumentTypeError(f"{text!r}: give on, off or both (e.g. off,on)")
-    return names
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -285,6 +279,9 @@ def register(subparsers) -> None:
                    help="the node's pipeline parameter (default on): encode the next frame while one "
                         "is decoded, raising the --open-loop fps; 'off,on' runs both, one after the "
                         "other, and prints the fps ratio")
+    n.add_argument("--passes", type=_ints, default=(0,), metavar="K[,K...]",
+                   help="the node's window_passes parameter (default 0: the checkpoint's); '1,2' runs "
+                        "both for every --pipeline value and prints the fps ratio")
     n.add_argument("--open-loop", action="store_true",
                    help="publish on the clock even when the previous frame is unanswered (drops count)")
     n.add_argument("--checkpoint", default=None, help="weights (default: seeded random weights of --preset)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,6 +143,15 @@ def test_memory_bench_cli_finds_the_engine_flat(tmp_path, capsys):
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()]
     verdicts = {row[0]: row[-1] for row in rows if row[0] in ("rss", "python")}
     assert verdicts == {"rss": "flat", "python": "flat"}, text
+
+
+def test_node_bench_sets_the_nodes_window_passes():
+    pytest.importorskip("rclpy")
+    from taptr_ros.ros.tools.bench_node import NodeBenchOptions, _node_command
+
+    for passes in (0, 2):
+        command = _node_command(NodeBenchOptions(window_passes=passes), Path("model.pt"))
+        assert f"window_passes:={passes}" in command
 
 
 @pytest.mark.slow

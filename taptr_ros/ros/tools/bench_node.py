@@ -70,6 +70,8 @@ class NodeBenchOptions:
         threads: the node's cpu_threads parameter (0 = torch's default).
         pipeline: the node's pipeline parameter (encode the next frame while one is decoded;
             raises the fps only in open loop, where the next frame does not wait for the answer).
+        window_passes: the node's window_passes parameter (decoder passes per window; 0 = the
+            checkpoint's).
         ready_timeout: seconds to wait for the node to come up.
         checkpoint: weights to load; None = seeded random weights of `preset` (saved to a
             temporary file).
@@ -87,6 +89,7 @@ class NodeBenchOptions:
     device: str = "auto"
     threads: int = 1
     pipeline: bool = True
+    window_passes: int = 0
     ready_timeout: float = 180.0
     checkpoint: Path | None = None
 
@@ -133,7 +136,8 @@ def _node_command(options: NodeBenchOptions, checkpoint: Path) -> list[str]:
     params = {"checkpoint": str(checkpoint), "device": options.device, "mode": options.mode,
               "max_points": max(1, options.points), "overlay": "false",
               "diagnostics_period": str(DIAGNOSTICS_PERIOD_S),
-              "cpu_threads": options.threads, "pipeline": str(options.pipeline).lower()}
+              "cpu_threads": options.threads, "pipeline": str(options.pipeline).lower(),
+              "window_passes": options.window_passes}
     if options.input_hw is not None:
         params["input_height"], params["input_width"] = options.input_hw
     command += ["--ros-args"]
@@ -260,7 +264,8 @@ def format_node_tables(result: NodeBenchResult) -> str:
     lines = [f"# taptr bench node: {o.preset} at {hw}, camera {o.image_hw[1]}x{o.image_hw[0]} rgb8 at "
              f"{o.rate:g} Hz ({'open loop' if o.open_loop else 'at most one frame in flight'}), "
              f"{o.points} points, mode {o.mode}, pipeline {'on' if o.pipeline else 'off'}, "
-             f"{o.threads or 'default'} thread(s), device {o.device}",
+             f"{o.threads or 'default'} thread(s), device {o.device}, "
+             f"{o.window_passes or 'the checkpoint'}'s decoder passes per window",
              f"{result.answered}/{result.published} measured frames answered, {s['fps']:.1f} fps, "
              f"node dropped {result.dropped if result.dropped is not None else '?'} frames in total", ""]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
