@@ -265,7 +265,7 @@ def format_node_tables(result: NodeBenchResult) -> str:
              f"{o.rate:g} Hz ({'open loop' if o.open_loop else 'at most one frame in flight'}), "
              f"{o.points} points, mode {o.mode}, pipeline {'on' if o.pipeline else 'off'}, "
              f"{o.threads or 'default'} thread(s), device {o.device}, "
-             f"{o.window_passes or 'the checkpoint'}'s decoder passes per window",
+             f"window passes {o.window_passes or 'of the checkpoint'}",
              f"{result.answered}/{result.published} measured frames answered, {s['fps']:.1f} fps, "
              f"node dropped {result.dropped if result.dropped is not None else '?'} frames in total", ""]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
