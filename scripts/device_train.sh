@@ -15,8 +15,9 @@
 # TRAIN_PRECISION [bf16], TRAIN_WORKERS [nproc - 2], TRAIN_POINTS [1024 tracks a clip: on an
 # H200 a step of one clip takes 0.16 s with 1024 as with 256], TRAIN_BATCH [4 clips a step],
 # TRAIN_FRAMES [20 frames a clip: five windows, as run v11; 12 before session 10],
-# TRAIN_PRESETS [v11's mix, comma-separated; v8's until session 12], TRAIN_OCCLUDED [0.6],
-# TRAIN_ISOLATED [0: share of clips whose points are decoded alone, `taptr train --isolated-share`],
+# TRAIN_PRESETS [v16's mix (30% still), comma-separated; v8's until session 12, v11's in 12],
+# TRAIN_OCCLUDED [0.6], TRAIN_ISOLATED [0.5 as v14-v16: share of clips whose points are decoded
+# alone, `taptr train --isolated-share`; 0 before session 13],
 # TRAIN_LR [2e-4: v8's 1e-4 at 1 clip a step, times sqrt(batch)], TRAIN_STEPS [100000: only
 # bounds the run; the schedule is in seconds], TRAIN_INIT [models/default.pt], TRAIN_SIZE [the
 # checkpoint's input size; e.g. 256 on a GPU], TRAIN_SEED [51: clips no run has used; CPU runs v4-v11
@@ -53,8 +54,8 @@ fi
 "$py" scripts/taptr train --init "$init" ${TRAIN_SIZE:+--size "$TRAIN_SIZE"} --seed "${TRAIN_SEED:-51}" \
   --steps "${TRAIN_STEPS:-100000}" --batch "${TRAIN_BATCH:-4}" --frames "${TRAIN_FRAMES:-20}" --points "${TRAIN_POINTS:-1024}" \
   --lr "${TRAIN_LR:-2e-4}" --backbone-lr "${TRAIN_LR:-2e-4}" --clip-norm 1.0 --warmup 50 --ema-decay 0.995 \
-  --match-loss 1.0 --presets "${TRAIN_PRESETS:-easy,hard,easy,still,easy,still,hard,pan,easy,hard}" \
-  --occluded-weight "${TRAIN_OCCLUDED:-0.6}" --isolated-share "${TRAIN_ISOLATED:-0}" --texture-videos "$videos" \
+  --match-loss 1.0 --presets "${TRAIN_PRESETS:-easy,hard,still,easy,still,hard,pan,still,easy,hard}" \
+  --occluded-weight "${TRAIN_OCCLUDED:-0.6}" --isolated-share "${TRAIN_ISOLATED:-0.5}" --texture-videos "$videos" \
   --val-every "${TRAIN_VAL_EVERY:-250}" --checkpoint-every 120 --precision "${TRAIN_PRECISION:-bf16}" \
   --time-budget "$seconds" --cosine-seconds "$seconds" --workers "$workers" \
   --device "${TRAIN_DEVICE:-cuda}" --threads 2 --out "$run" --no-progress | tail -n 1 > "$out/summary.json"
