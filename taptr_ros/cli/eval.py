@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     real.add_argument("--passes", type=int, default=None, metavar="K",
                       help="decoder passes per window instead of the checkpoint's (1 = official)")
     real.add_argument("--out", metavar="RESULT.json", help="also write the rows as JSON")
+    real.add_argument("--against", metavar="SHIPPED.json",
+                      help="an earlier --out of the shipped model (same videos, grid and frames): "
+                           "also print the real-footage half of the shipping rule (models/README.md)")
     real.set_defaults(func=run_real)
 
 
@@ -140,12 +143,20 @@ def run_real(args: argparse.Namespace) -> int:
 
     from taptr_ros.eval.engine_tracker import make_engine_tracker
     from taptr_ros.eval.lk_baseline import make_lk_tracker
-    from taptr_ros.eval.real_footage import format_results, measure, resize_to_height
+    from taptr_ros.eval.real_footage import (format_results, load_results, measure, resize_to_height,
+                                             shipping_verdict)
 
     if min(args.frames, args.grid, args.height, args.still_frames) < 2:
         print("taptr eval real: --frames, --grid, --height and --still-frames must be at least 2",
               file=sys.stderr)
         return 2
+    shipped = None
+    if args.against:  # read first: a bad file should not cost minutes of tracking
+        try:
+            shipped = load_results(args.against)
+        except ValueError as error:
+            print(f"taptr eval real: --against: {error}", file=sys.stderr)
+            return 2
     try:
         taptr = make_engine_tracker(args.checkpoint, args.device, backward=False, independent=False,
                                     window_passes=args.passes)
@@ -166,6 +177,12 @@ def run_real(args: argparse.Namespace) -> int:
         print(f"measured {name}", file=sys.stderr, flush=True)
     print(f"checkpoint {args.checkpoint}; distances in pixels at {args.height} px high")
     print(format_results(results))
+    if shipped is not None:
+        passed, lines = shipping_verdict(results, shipped)
+        print(f"\nagainst {args.against} (still drift +0.2 px at most; closer to lk where it brings "
+              f"back 20 points or more):")
+        print("\n".join(f"  {line}" for line in lines))
+        print(f"real-footage rule: {'pass' if passed else 'FAIL'}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump([dataclasses.asdict(r) for r in results], f, indent=1)

@@ -24,11 +24,20 @@ For a video (its first ``frames`` frames, resized to ``height`` pixels high, asp
 Both trackers get the same queries: TAPTR through the online engine tracking all points
 jointly, as the node does, and pyramidal Lucas-Kanade (`lk_baseline`). Any callable with the
 `taptr_ros.eval.runner.Tracker` signature works.
+
+`shipping_verdict` is the real-footage half of the rule that decides whether a trained
+checkpoint replaces the shipped model (models/README.md, session 13): measured against the
+shipped model's rows (`load_results` of an earlier ``--out`` file), it must end closer to the
+reference's track on every video where the reference brings enough points back, and its
+still drift may not grow by more than a margin on any video. The forward-backward error is
+not a gate: a tracker that never moves has an FB error of 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Mapping
 
 import cv2
@@ -148,3 +157,56 @@ def format_results(results: list[FootageResult]) -> str:
     for r in results:
         lines.append(f"  {r.video} {r.tracker}: " + " ".join(f"{v:.1f}" for v in r.still_by_frame_px))
     return "\n".join(lines)
+
+
+def load_results(path: str | os.PathLike[str]) -> list[FootageResult]:
+    """The rows of a ``taptr eval real --out`` file.
+
+    Raises:
+        ValueError: not such a file (unreadable, not JSON, or rows without these fields).
+    """
+    try:
+        with open(path) as f:
+            rows = json.load(f)
+        return [FootageResult(**{**row, "size_hw": tuple(row["size_hw"]),
+                                 "still_by_frame_px": tuple(row.get("still_by_frame_px", ()))})
+                for row in rows]
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{path} is not a `taptr eval real --out` file: {type(error).__name__}: {error}") from None
+
+
+def shipping_verdict(candidate: list[FootageResult], shipped: list[FootageResult], *,
+                     tracker: str = "taptr", still_margin_px: float = 0.2,
+                     min_reference_points: int = 20) -> tuple[bool, list[str]]:
+    """Whether `candidate` may replace `shipped` on real footage, and one line per video.
+
+    Per video of `candidate` (rows of `tracker`): its still drift median may exceed the shipped
+    model's by at most `still_margin_px`; where the reference brings back at least
+    `min_reference_points` points, its distance to the reference's track at the last frame
+    (``off_reference_px``) must be below the shipped model's. A video the shipped rows lack
+    fails (nothing to compare with). Compare rows of the same grid and frames only.
+
+    Returns:
+        (passed, lines): passed only if every video passes; lines end in "pass" or "FAIL (why)".
+    """
+    before = {r.video: r for r in shipped if r.tracker == tracker}
+    passed, lines = True, []
+    for new in (r for r in candidate if r.tracker == tracker):
+        old = before.get(new.video)
+        if old is None:
+            passed = False
+            lines.append(f"{new.video}: FAIL (not among the shipped model's rows)")
+            continue
+        why = []
+        still = f"still drift {new.still_median_px:.2f} px (shipped {old.still_median_px:.2f})"
+        if new.still_median_px > old.still_median_px + still_margin_px + 1e-9:
+            why.append(f"still drift above the shipped model's + {still_margin_px:g} px")
+        versus = ""
+        if new.reference_points >= min_reference_points:
+            versus = (f", {new.off_reference_px:.1f} px off {new.reference} on its {new.reference_points} "
+                      f"points (shipped {old.off_reference_px:.1f})")
+            if not new.off_reference_px < old.off_reference_px:
+                why.append(f"not closer to {new.reference}'s track")
+        passed = passed and not why
+        lines.append(f"{new.video}: {still}{versus}: " + (f"FAIL ({'; '.join(why)})" if why else "pass"))
+    return passed, lines

@@ -97,3 +97,18 @@ def test_eval_real_measures_taptr_against_lk_on_a_video(tmp_path, monkeypatch, c
     assert lk["reference"] == "lk" and lk["reference_points"] >= 8 and lk["motion_followed"] == 1.0
     # the texture moves 2 px a frame for 9 frames: a tracker that stays put ends 18 px behind
     assert taptr["motion_followed"] == 0.0 and abs(taptr["off_reference_px"] - 18.0) < 1.0
+    # against its own rows: the same still drift, and 16 LK points are too few to judge following
+    assert main(["eval", "real", str(path), "--height", "64", "--grid", "4", "--frames", "10",
+                 "--still-frames", "3", "--against", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pan.mp4: still drift 0.00 px (shipped 0.00): pass" in printed
+    assert "real-footage rule: pass" in printed
+
+
+def test_eval_real_refuses_a_bad_against_file_before_tracking(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"video": "v"}]')
+    assert main(["eval", "real", str(tmp_path / "never_read.mp4"), "--against", str(bad),
+                 "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "--against" in err and "is not a `taptr eval real --out` file" in err

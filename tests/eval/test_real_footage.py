@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from taptr_ros.eval.lk_baseline import make_lk_tracker
-from taptr_ros.eval.real_footage import format_results, grid_queries, measure, resize_to_height
+from taptr_ros.eval.real_footage import (FootageResult, format_results, grid_queries, load_results, measure,
+                                         resize_to_height, shipping_verdict)
 
 
 def _drifting(step_px: float):
@@ -84,3 +85,38 @@ def test_an_unknown_reference_is_refused() -> None:
     with pytest.raises(KeyError, match="'lk' is not among"):
         measure("v", _moving_texture(frames=3), {"half": _drifting(0.5)}, grid=2, still_frames=2,
                 reference="lk")
+
+
+def _row(video: str, still: float, off: float, points: int) -> FootageResult:
+    return FootageResult(video=video, tracker="taptr", size_hw=(256, 455), num_frames=40, num_points=256,
+                         fb_median_px=50.0, fb_within_2px=0.0, survival=0.1, still_median_px=still,
+                         still_max_px=2 * still, still_by_frame_px=(0.0, still), reference="lk",
+                         reference_points=points, off_reference_px=off, motion_followed=0.5)
+
+
+def test_shipping_verdict_gates_on_still_drift_and_on_following_the_reference() -> None:
+    shipped = [_row("apple", 1.04, 87.7, 143), _row("trackon", 0.82, float("nan"), 0)]
+    ok, lines = shipping_verdict([_row("apple", 1.24, 61.4, 143), _row("trackon", 0.90, float("nan"), 0)], shipped)
+    assert ok and lines[0].endswith("pass") and "61.4 px off lk on its 143 points (shipped 87.7)" in lines[0]
+    ok, lines = shipping_verdict([_row("apple", 1.25, 61.4, 143)], shipped)  # drifts 0.21 px more
+    assert not ok and "FAIL (still drift above the shipped model's + 0.2 px)" in lines[0]
+    ok, lines = shipping_verdict([_row("apple", 1.0, 90.0, 143)], shipped)  # further from LK
+    assert not ok and "not closer to lk's track" in lines[0]
+    ok, _ = shipping_verdict([_row("apple", 1.0, 90.0, 19)], shipped)  # too few LK points to judge
+    assert ok
+    ok, lines = shipping_verdict([_row("bag", 1.0, 1.0, 50)], shipped)
+    assert not ok and "not among the shipped model's rows" in lines[0]
+    # a looser margin lets the drifting candidate through
+    assert shipping_verdict([_row("apple", 1.25, 61.4, 143)], shipped, still_margin_px=0.3)[0]
+
+
+def test_results_round_trip_through_the_json_the_cli_writes(tmp_path) -> None:
+    import dataclasses
+    import json
+
+    rows = [_row("apple", 1.0, 60.0, 143)]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([dataclasses.asdict(r) for r in rows]))
+    assert load_results(path) == rows
+    with pytest.raises(ValueError, match="not a `taptr eval real --out` file"):
+        load_results(tmp_path / "missing.json")
