@@ -143,8 +143,8 @@ def run_real(args: argparse.Namespace) -> int:
 
     from taptr_ros.eval.engine_tracker import make_engine_tracker
     from taptr_ros.eval.lk_baseline import make_lk_tracker
-    from taptr_ros.eval.real_footage import (format_results, load_results, measure, resize_to_height,
-                                             shipping_verdict)
+    from taptr_ros.eval.real_footage import (MIN_REFERENCE_POINTS, STILL_MARGIN_PX, format_results,
+                                             load_results, measure, resize_to_height, shipping_verdict)
 
     if min(args.frames, args.grid, args.height, args.still_frames) < 2:
         print("taptr eval real: --frames, --grid, --height and --still-frames must be at least 2",
@@ -179,8 +179,8 @@ def run_real(args: argparse.Namespace) -> int:
     print(format_results(results))
     if shipped is not None:
         passed, lines = shipping_verdict(results, shipped)
-        print(f"\nagainst {args.against} (still drift +0.2 px at most; closer to lk where it brings "
-              f"back 20 points or more):")
+        print(f"\nagainst {args.against} (still drift +{STILL_MARGIN_PX:g} px at most; closer to lk where "
+              f"it brings back {MIN_REFERENCE_POINTS} points or more):")
         print("\n".join(f"  {line}" for line in lines))
         print(f"real-footage rule: {'pass' if passed else 'FAIL'}")
     if args.out:

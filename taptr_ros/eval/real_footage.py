@@ -175,9 +175,13 @@ def load_results(path: str | os.PathLike[str]) -> list[FootageResult]:
         raise ValueError(f"{path} is not a `taptr eval real --out` file: {type(error).__name__}: {error}") from None
 
 
+STILL_MARGIN_PX = 0.2  # the shipping rule's allowance on the still drift (models/README.md)
+MIN_REFERENCE_POINTS = 20  # reference points a video needs before following it is judged
+
+
 def shipping_verdict(candidate: list[FootageResult], shipped: list[FootageResult], *,
-                     tracker: str = "taptr", still_margin_px: float = 0.2,
-                     min_reference_points: int = 20) -> tuple[bool, list[str]]:
+                     tracker: str = "taptr", still_margin_px: float = STILL_MARGIN_PX,
+                     min_reference_points: int = MIN_REFERENCE_POINTS) -> tuple[bool, list[str]]:
     """Whether `candidate` may replace `shipped` on real footage, and one line per video.
 
     Per video of `candidate` (rows of `tracker`): its still drift median may exceed the shipped
