@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--passes", type=_count, default=0, metavar="K",
                    help="decoder passes per window, each from the previous one's positions (default: "
                         "the preset's 1, or with --init the checkpoint's)")
+    p.add_argument("--start-velocity", type=int, default=-1, metavar="K",
+                   help="a window's next frames continue the tail's velocity over its last K frames "
+                        "(TaptrConfig.start_velocity_frames; 0 = the official tail copy; default: the "
+                        "preset's 0, or with --init the checkpoint's)")
     p.add_argument("--isolated-share", type=_share, default=0.0, metavar="P",
                    help="share of clips whose points are decoded alone, as `taptr eval tapvid` decodes "
                         "queries (default 0: always jointly, as the node and the official training)")
@@ -93,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"input_hw": (args.size, args.size)} if args.size else {}
     if args.passes:
         overrides["window_passes"] = args.passes
+    if args.start_velocity >= 0:
+        overrides["start_velocity_frames"] = args.start_velocity
     net = preset(args.preset, **overrides)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, points=args.points,
                       lr=args.lr, backbone_lr=args.backbone_lr, ema_decay=args.ema_decay,
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                       isolated_share=args.isolated_share,
                       texture_videos=tuple(v for v in args.texture_videos.split(",") if v),
                       seed=args.seed, data=args.data, init=args.init, init_size=args.size or 0,
-                      init_passes=args.passes,
+                      init_passes=args.passes, init_start_velocity=args.start_velocity,
                       precision=args.precision,
                       time_budget_s=args.time_budget, cosine_s=args.cosine_seconds, workers=args.workers,
                       presets=tuple(n for n in args.presets.split(",") if n), threads=args.threads, val_every=args.val_every,

@@ -62,6 +62,10 @@ class TaptrConfig:
             same window again from pass k's positions (content, masks and memory unchanged),
             so a point far from where its frame started is refined further; the last pass is
             the window's result. Costs one decoder pass more per window and per extra pass.
+        start_velocity_frames: ours; official 0. After a window, the next frames start at
+            the tail's position (0) or continue its velocity measured over the window's last
+            this many frames (`windowing.commit_window`): a point moving steadily starts the
+            next window where it is going, not where it was.
         input_hw: network input (height, width) in pixels; frames are resized to it.
         mean, std: per RGB channel normalisation of [0,1] images.
         visibility_threshold: visible <=> sigmoid(logit[1]) > threshold.
@@ -91,6 +95,7 @@ class TaptrConfig:
     window_size: int = 8
     window_stride: int = 4
     window_passes: int = 1
+    start_velocity_frames: int = 0
     input_hw: tuple[int, int] = (512, 512)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -121,6 +126,9 @@ class TaptrConfig:
             problems.append(f"window_stride {self.window_stride} must be in 1..window_size {self.window_size}")
         if not isinstance(self.window_passes, int) or self.window_passes < 1:
             problems.append(f"window_passes {self.window_passes!r} must be an integer >= 1")
+        if not isinstance(self.start_velocity_frames, int) or not 0 <= self.start_velocity_frames < self.window_size:
+            problems.append(f"start_velocity_frames {self.start_velocity_frames!r} must be an integer in "
+                            f"0..window_size - 1 ({self.window_size - 1})")
         if min(self.input_hw) < 32:
             problems.append(f"input_hw {self.input_hw} must be at least 32 px per side")
         if problems:

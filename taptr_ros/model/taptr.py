@@ -306,7 +306,8 @@ def track_video(model: TAPTRv2, video: Tensor, query_xy_norm: Tensor, query_t: T
         if on_window is not None:
             on_window(k, first, last, inputs, out)
         traj = commit_window(traj, first, out, update, copy_tail=k < len(ranges) - 1,
-                             copy_content=k % gap == 0)
+                             copy_content=k % gap == 0, velocity_frames=cfg.start_velocity_frames,
+                             eps=cfg.logit_eps)
         done.append((first, last))
     boxes = traj.ref.sigmoid()
     visible = traj.vis_logits[..., 1].sigmoid() > cfg.visibility_threshold

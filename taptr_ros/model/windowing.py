@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from taptr_ros.model.decoder import WindowOutput
+from taptr_ros.model.decoder import WindowOutput, inverse_sigmoid
 
 
 def window_ranges(num_frames: int, size: int, stride: int) -> list[tuple[int, int]]:
@@ -106,21 +106,64 @@ class Trajectory:
                           self.vis_logits[first:last + 1])
 
 
+def tail_velocity(ref: Tensor, frames: int) -> Tensor:
+    """Per-frame velocity of a window's tail frame.
+
+    Args:
+        ref: (W, N, 4) a window's positions in logit space (`Trajectory.ref`).
+        frames: measured over the last `frames` frames (fewer when W - 1 is smaller).
+
+    Returns:
+        (N, 2) (x, y) normalised by (W-1, H-1) of the input, per frame: (xy[-1] - xy[-1-k]) / k;
+        zeros when `frames` is 0 or the window has one frame.
+    """
+    k = min(int(frames), ref.shape[0] - 1)
+    if k <= 0:
+        return ref.new_zeros(ref.shape[1], 2)
+    xy = ref[[-1, -1 - k], :, :2].sigmoid()
+    return (xy[0] - xy[1]) / k
+
+
+def extrapolate(ref: Tensor, velocity: Tensor, steps: Tensor, eps: float = 1e-3) -> Tensor:
+    """Positions `steps` frames after a tail at constant velocity, kept inside the image.
+
+    Args:
+        ref: (N, 4) the tail's positions in logit space.
+        velocity: (N, 2) per-frame (x, y) velocity, normalised (`tail_velocity`).
+        steps: (F, 1) or (F, N) frames after the tail (float).
+        eps: clamp of `inverse_sigmoid` (TaptrConfig.logit_eps).
+
+    Returns:
+        (F, N, 4) logit-space positions: x, y = clamp(sigmoid(ref) + steps * velocity, 0, 1);
+        w, h and every entry whose displacement is 0 exactly as in `ref` (no round trip).
+    """
+    disp = steps[..., None] * velocity  # (F, N, 2)
+    moved = inverse_sigmoid(ref[:, :2].sigmoid() + disp, eps)
+    xy = torch.where(disp == 0, ref[:, :2], moved)
+    return torch.cat((xy, ref[:, 2:].expand(*xy.shape[:-1], -1)), -1)
+
+
 def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tensor, *,
-                  copy_tail: bool, copy_content: bool = True) -> Trajectory:
+                  copy_tail: bool, copy_content: bool = True, velocity_frames: int = 0,
+                  eps: float = 1e-3) -> Trajectory:
     """State after a window (functional: `traj` is not modified).
 
     Window frames first..first+W-1 (indices into `traj`) take the last layer's position and
     visibility logits where `update` holds and keep theirs elsewhere; their content becomes
     `out.content_out` (which already equals f_in where not updated). Then, if `copy_tail`
     (every window but the video's last), the tail frame's position and logits are copied
-    into every later frame of `traj`, and its content too if `copy_content`.
+    into every later frame of `traj`, and its content too if `copy_content`. With
+    `velocity_frames` > 0 (ours, `TaptrConfig.start_velocity_frames`) the later frames' positions
+    instead continue the tail's velocity over the window's last `velocity_frames` frames
+    (`tail_velocity`, `extrapolate`): frame tail + j starts at tail + j * velocity.
 
     Args:
         traj: (T', N, ...) state; may be a slice of a longer trajectory.
         first: index in `traj` of the window's first frame.
         out: the window's decoder output (W frames).
         update: (W, N) bool update mask of the window.
+        velocity_frames: 0 = the official tail copy of positions.
+        eps: clamp of `inverse_sigmoid` when extrapolating (TaptrConfig.logit_eps).
     """
     w = update.shape[0]
     end = first + w
@@ -130,7 +173,12 @@ def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tenso
     vis[first:end] = torch.where(upd, out.vis_logits[-1], vis[first:end])
     content[first:end] = out.content_out
     if copy_tail and end < ref.shape[0]:
-        ref[end:] = ref[end - 1]
+        if velocity_frames > 0:
+            velocity = tail_velocity(ref[first:end], velocity_frames)
+            steps = torch.arange(1, ref.shape[0] - end + 1, device=ref.device, dtype=ref.dtype)[:, None]
+            ref[end:] = extrapolate(ref[end - 1], velocity, steps, eps)
+        else:
+            ref[end:] = ref[end - 1]
         vis[end:] = vis[end - 1]
         if copy_content:
             content[end:] = content[end - 1]

@@ -8,6 +8,9 @@ State of point row r (all on the model's device, dtype of the model):
   the frame held in ring-buffer slot s (the same slots as `FeatureCache`);
 * ``future_*[r]``: the state every frame after the last committed window starts from (the
   tail copy of `taptr_ros.model.windowing.commit_window`): a new frame's slot is set to it.
+  With a start velocity (`TaptrConfig.start_velocity_frames`), ``future_velocity[r]`` ((x, y)
+  normalised, per frame) and ``future_steps[r]`` (frames entered since the tail) place the
+  j-th frame after the tail at tail + j * velocity (`windowing.extrapolate`).
 * ``window_*[i, k, r]``, ``in_window[i, r]``: the state at frame k of a recently committed
   window (kept in entry i of `windows`) before it was decoded, kept for the points it decoded
   (`in_window`), so that the window can be decoded again when points join it
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from taptr_ros.model.windowing import Trajectory, initial_vis_logits
+from taptr_ros.model.windowing import Trajectory, extrapolate, initial_vis_logits
 
 
 class PointRegistry:
@@ -39,11 +42,13 @@ class PointRegistry:
         windows: committed windows whose input state is kept.
         device, dtype: of every state tensor; the tensors handed to its methods are already
             in that dtype (the tracker casts the network's outputs once, `decode_padded`).
+        eps: clamp of `inverse_sigmoid` when frames are extrapolated (TaptrConfig.logit_eps).
     """
 
     def __init__(self, capacity: int, slots: int, dim: int, num_vis_classes: int, *,
-                 device: torch.device | str, dtype: torch.dtype, windows: int = 1) -> None:
+                 device: torch.device | str, dtype: torch.dtype, windows: int = 1, eps: float = 1e-3) -> None:
         self.capacity = capacity
+        self.eps = eps
         kw = dict(device=device, dtype=dtype)
         self.f0 = torch.zeros(capacity, dim, **kw)
         self.content = torch.zeros(slots, capacity, dim, **kw)
@@ -52,6 +57,8 @@ class PointRegistry:
         self.future_content = torch.zeros(capacity, dim, **kw)
         self.future_ref = torch.zeros(capacity, 4, **kw)
         self.future_vis = torch.zeros(capacity, num_vis_classes, **kw)
+        self.future_velocity = torch.zeros(capacity, 2, **kw)
+        self.future_steps = torch.zeros(capacity, **kw)
         self.ref0 = torch.zeros(capacity, 4, **kw)
         self.window_content = torch.zeros(windows, slots, capacity, dim, **kw)
         self.window_ref = torch.zeros(windows, slots, capacity, 4, **kw)
@@ -106,6 +113,7 @@ class PointRegistry:
         self.future_content[rows] = f0
         self.future_ref[rows] = ref0
         self.future_vis[rows] = vis0
+        self.future_velocity[rows] = 0
         self.content[:, rows] = f0
         self.ref[:, rows] = ref0
         self.vis[:, rows] = vis0
@@ -125,7 +133,7 @@ class PointRegistry:
         if rows:
             index = torch.tensor(rows, dtype=torch.long, device=self.start.device)
             for tensor in (self.f0, self.ref0, self.future_content, self.future_ref, self.future_vis,
-                           self.start):
+                           self.future_velocity, self.future_steps, self.start):
                 tensor[index] = 0
             for tensor in (self.content, self.ref, self.vis, self.in_window):
                 tensor[:, index] = 0
@@ -141,9 +149,11 @@ class PointRegistry:
         self.remove(list(self._row_of))
 
     def enter_frame(self, slot: int) -> None:
-        """A new frame was stored in `slot`: its state is the future state of every point."""
+        """A new frame was stored in `slot`: its state is the future state of every point (its
+        position one frame further along the point's start velocity, if any)."""
         self.content[slot] = self.future_content
-        self.ref[slot] = self.future_ref
+        self.future_steps += 1
+        self.ref[slot] = extrapolate(self.future_ref, self.future_velocity, self.future_steps[None], self.eps)[0]
         self.vis[slot] = self.future_vis
 
     def gather(self, slots: Tensor, rows: Tensor) -> Trajectory:
@@ -158,10 +168,15 @@ class PointRegistry:
         self.ref[index] = traj.ref
         self.vis[index] = traj.vis_logits
 
-    def set_future(self, rows: Tensor, tail: Trajectory, *, copy_content: bool) -> None:
+    def set_future(self, rows: Tensor, tail: Trajectory, *, copy_content: bool,
+                   velocity: Tensor | None = None) -> None:
         """After a committed window: the future state of `rows` becomes the window's tail
-        frame (tail = a one-frame `Trajectory` (1, N, ...)); content only if `copy_content`."""
+        frame (tail = a one-frame `Trajectory` (1, N, ...)); content only if `copy_content`;
+        positions continue `velocity` ((N, 2) normalised per frame, `windowing.tail_velocity`;
+        None = stay at the tail)."""
         self.future_ref[rows] = tail.ref[0]
+        self.future_velocity[rows] = 0 if velocity is None else velocity
+        self.future_steps[rows] = 0
         self.future_vis[rows] = tail.vis_logits[0]
         if copy_content:
             self.future_content[rows] = tail.content[0]

@@ -93,7 +93,8 @@ class OnlineTracker:
         self._cache = FeatureCache(opts.window, cfg.num_tokens(), cfg.hidden_dim, device=self.device,
                                    dtype=self.dtype, kv_layers=kv_layers, extra=extra)
         self._points = PointRegistry(opts.max_points, opts.window, cfg.hidden_dim, cfg.num_vis_classes,
-                                     device=self.device, dtype=self.dtype, windows=history_windows(opts))
+                                     device=self.device, dtype=self.dtype, windows=history_windows(opts),
+                                     eps=cfg.logit_eps)
         dummy_xy = dummy_positions(opts.pad_queries_to, opts.pad_seed).to(self.device, self.dtype)
         self._windows = WindowDecoder(model, opts, self._cache, self._points, dummy_xy)
         self._lock = threading.Lock()      # guards the fields below up to _next_id

@@ -40,7 +40,7 @@ import collections
 import torch
 
 from taptr_ros.model.taptr import TAPTRv2
-from taptr_ros.model.windowing import Trajectory, point_masks
+from taptr_ros.model.windowing import Trajectory, extrapolate, point_masks, tail_velocity
 from taptr_ros.tracking.decode import decode_padded
 from taptr_ros.tracking.feature_cache import FeatureCache
 from taptr_ros.tracking.options import TrackerOptions
@@ -122,7 +122,9 @@ class WindowDecoder:
                 for mine, theirs in ((state.content, p_new.content), (state.ref, p_new.ref),
                                      (state.vis_logits, p_new.vis_logits)):
                     mine[:ov, p_at] = theirs[-ov:]
-                    if theirs is not p_new.content or p_copy:
+                    if theirs is p_new.ref:  # the tail, or along its start velocity
+                        mine[ov:, p_at] = self._after_tail(p_new.ref, mine.shape[0] - ov)
+                    elif theirs is not p_new.content or p_copy:
                         mine[ov:, p_at] = theirs[-1:]
             points.keep_window_inputs(entry, rows, state)
             tracked, update = point_masks(starts, first, last)
@@ -157,6 +159,15 @@ class WindowDecoder:
         return decode_padded(self.model, memory, kv, state, self.points.f0[rows], tracked, update,
                              self.dummy_xy, kv_frames=kv_frames, isolated=self.options.independent_points)
 
+    def _after_tail(self, ref: torch.Tensor, count: int) -> torch.Tensor:
+        """(count, N, 4) positions of the `count` frames after a window's tail, as
+        `commit_window` leaves them: the tail's, or along its start velocity. ref: (W, N, 4)."""
+        cfg = self.model.config
+        if not cfg.start_velocity_frames:
+            return ref[-1:].expand(count, -1, -1)
+        steps = torch.arange(1, count + 1, device=ref.device, dtype=ref.dtype)[:, None]
+        return extrapolate(ref[-1], tail_velocity(ref, cfg.start_velocity_frames), steps, cfg.logit_eps)
+
     def _write(self, first: int, last: int, rows: torch.Tensor, new: Trajectory, update: torch.Tensor,
                lo: int) -> None:
         """Commit a window's new state: its frames from `lo` on (buffered), the future state, and
@@ -169,7 +180,9 @@ class WindowDecoder:
             else torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
         tail = Trajectory(new.content[-1:, keep], new.ref[-1:, keep], new.vis_logits[-1:, keep])
         k = first // self.options.stride
-        points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0)
+        frames = self.model.config.start_velocity_frames
+        points.set_future(rows[keep], tail, copy_content=k % self.options.content_propagation_gap == 0,
+                          velocity=tail_velocity(new.ref[:, keep], frames) if frames else None)
         for frame in range(last + 1, cache.latest + 1):
             points.enter_frame(cache.slot(frame))
 

@@ -92,6 +92,8 @@ class TrainConfig:
             "" = random initialisation. Ignored when resuming.
         init_passes: with ``init``, decode every window this many times instead of the
             checkpoint's `TaptrConfig.window_passes` (0 = the checkpoint's).
+        init_start_velocity: with ``init``, `TaptrConfig.start_velocity_frames` instead of the
+            checkpoint's (-1 = the checkpoint's).
         init_size: with ``init``, train at this square input side in px instead of the
             checkpoint's (the weights do not depend on it; 0 = the checkpoint's).
         threads: torch CPU threads per process (0 = leave torch's default).
@@ -124,6 +126,7 @@ class TrainConfig:
     init: str = ""
     init_size: int = 0
     init_passes: int = 0
+    init_start_velocity: int = -1
     precision: str = "fp32"
     time_budget_s: float = 0.0
     cosine_s: float = 0.0
@@ -151,13 +154,16 @@ def lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def network_from_checkpoint(path: str, size: int = 0, passes: int = 0) -> tuple[TaptrConfig, dict]:
+def network_from_checkpoint(path: str, size: int = 0, passes: int = 0,
+                            start_velocity: int = -1) -> tuple[TaptrConfig, dict]:
     """Network config and weights a run starts from (``--init``): checkpoint `path`'s, at a
-    square `size` x `size` input when `size` > 0 and with `passes` decoder passes per window
-    when `passes` > 0 (the weights depend on neither)."""
+    square `size` x `size` input when `size` > 0, with `passes` decoder passes per window
+    when `passes` > 0 and `start_velocity` as `TaptrConfig.start_velocity_frames` when >= 0
+    (the weights depend on none of them)."""
     init = load_checkpoint(path)
     net = init.config.replace(input_hw=(size, size)) if size else init.config
     net = net.replace(window_passes=passes) if passes else net
+    net = net.replace(start_velocity_frames=start_velocity) if start_velocity >= 0 else net
     return net, init.model.state_dict()
 
 
@@ -240,7 +246,8 @@ def train(net_config: TaptrConfig, cfg: TrainConfig, out_dir: str | os.PathLike,
     if state is not None:
         net_config = TaptrConfig.from_dict(state["config"])
     elif cfg.init:
-        net_config, init_weights = network_from_checkpoint(cfg.init, cfg.init_size, cfg.init_passes)
+        net_config, init_weights = network_from_checkpoint(cfg.init, cfg.init_size, cfg.init_passes,
+                                                            cfg.init_start_velocity)
     torch.manual_seed(cfg.seed)
     model = TAPTRv2(net_config).to(device).train()
     if init_weights is not None:

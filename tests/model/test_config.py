@@ -55,3 +55,8 @@ def test_dict_round_trip_and_errors():
     assert preset("taptrv2").window_passes == 1  # the official network decodes a window once
     twice = preset("small", window_passes=2)
     assert TaptrConfig.from_dict(twice.to_dict()).window_passes == 2
+    assert preset("taptrv2").start_velocity_frames == 0  # official: the next frames start at the tail
+    for bad in (-1, 8, 2.0):  # 0..window_size - 1
+        with pytest.raises(ConfigError, match="start_velocity_frames"):
+            preset("tiny", start_velocity_frames=bad)
+    assert TaptrConfig.from_dict(preset("small", start_velocity_frames=4).to_dict()).start_velocity_frames == 4

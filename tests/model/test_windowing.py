@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from taptr_ros.model.decoder import WindowOutput
-from taptr_ros.model.windowing import (Trajectory, commit_window, official_content_gap,
+from taptr_ros.model.windowing import (Trajectory, commit_window, extrapolate, official_content_gap,
                                        point_masks, window_ranges)
 
 
@@ -77,3 +77,39 @@ def test_commit_window_on_a_slice_equals_the_full_trajectory():
     part = commit_window(traj.frames(4, 11), 0, out, update, copy_tail=True)
     for a, b in ((full.ref[4:], part.ref), (full.content[4:], part.content), (full.vis_logits[4:], part.vis_logits)):
         assert torch.equal(a, b)
+
+
+def logit(x: float) -> float:
+    return float(torch.logit(torch.tensor(x)))
+
+
+def test_commit_window_with_start_velocity_continues_the_tail_inside_the_image():
+    """Point 0 moves +0.05 in x a frame over the window, point 1 stands still, point 2 moves
+    -0.1 a frame towards the left border: the frames after the tail continue the velocity over
+    the last 2 frames, clamped to the image; a still point's positions are the tail's exactly."""
+    frames, window = 9, 4
+    traj = Trajectory.start(frames, torch.zeros(3, 5), torch.zeros(3, 4))
+    out = fake_output(window, 3, 5, 0.0)
+    x = {0: [0.30, 0.35, 0.40, 0.45], 1: [0.5] * 4, 2: [0.50, 0.40, 0.30, 0.20]}
+    for p, xs in x.items():
+        out.ref_out[:, p, 0] = torch.tensor([logit(v) for v in xs])
+        out.ref_out[:, p, 1] = logit(0.6)
+    update = torch.ones(window, 3, dtype=torch.bool)
+    new = commit_window(traj, 0, out, update, copy_tail=True, velocity_frames=2)
+    xy = new.ref[..., :2].sigmoid()
+    torch.testing.assert_close(xy[4:, 0, 0], torch.tensor([0.50, 0.55, 0.60, 0.65, 0.70]))
+    torch.testing.assert_close(xy[4:, :, 1], torch.full((5, 3), 0.6))
+    assert torch.equal(new.ref[4:, 1], out.ref_out[-1, 1].expand(5, 4))  # no logit round trip
+    assert xy[4, 2, 0] == pytest.approx(0.1, abs=1e-5) and torch.all(xy[5:, 2, 0] < 1.1e-3)  # border
+    assert torch.equal(new.ref[4:, :, 2:], out.ref_out[-1:, :, 2:].expand(5, 3, 2))  # w, h held
+    held = commit_window(traj, 0, out, update, copy_tail=True)
+    assert torch.equal(held.ref[4:], out.ref_out[-1:].expand(5, 3, 4))
+    assert torch.equal(held.ref[:4], new.ref[:4]) and torch.equal(held.content, new.content)
+
+
+def test_extrapolate_steps_per_point():
+    """(F, N) steps: each point its own number of frames after the tail."""
+    ref = torch.tensor([[logit(0.5), logit(0.5), 0.0, 0.0], [logit(0.2), logit(0.8), 0.0, 0.0]])
+    velocity = torch.tensor([[0.01, 0.0], [0.0, -0.02]])
+    got = extrapolate(ref, velocity, torch.tensor([[1.0, 3.0]]))[0, :, :2].sigmoid()
+    torch.testing.assert_close(got, torch.tensor([[0.51, 0.5], [0.2, 0.74]]))

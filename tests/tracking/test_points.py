@@ -51,3 +51,23 @@ def test_gather_scatter_future_and_enter_frame():
     assert torch.equal(reg.future_ref[0], torch.full((4,), 2.0)) and reg.future_content[0].abs().sum() == 0
     reg.enter_frame(1)
     assert torch.equal(reg.ref[1, 0], torch.full((4,), 2.0)) and torch.equal(reg.ref[1, 1], torch.zeros(4))
+
+
+def test_entered_frames_continue_the_future_velocity():
+    """set_future with a velocity: the j-th frame entered after it starts at tail + j * velocity
+    (normalised); without one, and for points added later, at the tail (exactly)."""
+    reg = registry()
+    reg.add([0, 1], 0, torch.zeros(2, 2), torch.zeros(2, 4))  # x = y = 0.5
+    rows = reg.rows()
+    tail = Trajectory(torch.zeros(1, 2, 2), torch.zeros(1, 2, 4), torch.zeros(1, 2, 3))
+    reg.set_future(rows, tail, copy_content=True, velocity=torch.tensor([[0.1, -0.05], [0.0, 0.0]]))
+    reg.add([2], 0, torch.zeros(1, 2), torch.full((1, 4), 0.3))
+    for slot, j in ((1, 1), (2, 2)):
+        reg.enter_frame(slot)
+        xy = reg.ref[slot, :, :2].sigmoid()
+        torch.testing.assert_close(xy[0], torch.tensor([0.5 + 0.1 * j, 0.5 - 0.05 * j]))
+        assert torch.equal(reg.ref[slot, 1], torch.zeros(4)) and torch.equal(reg.ref[slot, 2], torch.full((4,), 0.3))
+    reg.set_future(rows[:1], Trajectory(torch.zeros(1, 1, 2), torch.ones(1, 1, 4), torch.zeros(1, 1, 3)),
+                   copy_content=True)
+    reg.enter_frame(0)
+    assert torch.equal(reg.ref[0, 0], torch.ones(4))  # no velocity: the tail

@@ -284,3 +284,22 @@ def test_two_decoder_passes_per_window_stream_equal_offline(tiny):
     moved = [np.abs(a.xy - b.xy).max() for (_, a), (_, b) in zip(stream.published, once.published)
              if a.frame_index > 0 and len(a.ids)]
     assert max(moved) > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["immediate", "committed"])
+def test_start_velocity_stream_equals_offline(tiny, mode):
+    """`start_velocity_frames` = 4: a window's next frames start along the tail's velocity. The
+    stream (points joining committed windows, recommits, frames entered after a commit) still
+    equals the offline model on every prefix, and the start moves the points."""
+    from tracking_helpers import make_model
+
+    ahead = make_model(0, start_velocity_frames=4)
+    frames = random_video(1, 23, sizes(23))
+    options = TrackerOptions(mode=mode)
+    stream = Stream(OnlineTracker(ahead, options), frames, SCHEDULES["A"], seed=2)
+    offline = Offline(ahead, frames)
+    assert max(check_equal(r, offline, stream, at) for at, r in stream.published) < TOL
+    held = Stream(OnlineTracker(tiny, options), frames, SCHEDULES["A"], seed=2)
+    moved = [np.abs(a.xy - b.xy).max() for (_, a), (_, b) in zip(stream.published, held.published)
+             if a.frame_index > 8 and len(a.ids)]
+    assert max(moved) > 1e-3

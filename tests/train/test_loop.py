@@ -111,6 +111,21 @@ def test_init_size_trains_the_checkpoints_weights_at_another_input_size(tmp_path
     assert load_train_state_model(tmp_path / "d" / "last.pt").config.input_hw == (96, 96)
     assert load_train_state_model(tmp_path / "c" / "last.pt").config.input_hw == tiny.input_hw
 
+def test_init_start_velocity_trains_the_checkpoints_weights_with_the_next_frames_started_ahead(tmp_path, tiny):
+    train(tiny, _cfg(), tmp_path / "a", progress=False)
+    export_model(tmp_path / "a.pt", load_train_state_model(tmp_path / "a" / "last.pt"))
+    # 12 frames: more than one window, so the next window's frames start ahead of the tail
+    ahead = train(preset_named("small"), _cfg(steps=1, frames=12, init=str(tmp_path / "a.pt"),
+                                               init_start_velocity=3, val_every=1, val_per_preset=1),
+                  tmp_path / "b", progress=False)
+    held = train(preset_named("small"), _cfg(steps=1, frames=12, init=str(tmp_path / "a.pt")), tmp_path / "c",
+                 progress=False)
+    assert load_checkpoint(tmp_path / "b" / "best.pt").config.start_velocity_frames == 3
+    assert load_train_state_model(tmp_path / "b" / "last.pt").config.start_velocity_frames == 3
+    assert load_train_state_model(tmp_path / "c" / "last.pt").config.start_velocity_frames == 0
+    assert ahead["weights_sha1"] != held["weights_sha1"]  # the same first clip, another rollout
+
+
 def test_still_clips_do_not_move(tiny):
     from taptr_ros.train.data import synthetic_clips
     clip = next(synthetic_clips(tiny, num_frames=6, num_points=8, seed=2, presets=("still",)))
