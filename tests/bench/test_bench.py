@@ -120,6 +120,28 @@ def test_engine_bench_refuses_too_few_frames(capsys):
     assert "must exceed the window" in capsys.readouterr().err
 
 
+def test_memory_verdict_takes_out_one_allocator_step_but_not_a_steady_leak():
+    """Second half of 11 samples: one 9 MB step (the allocator mapping an arena once) with
+    +-0.3 MB noise is flat, its rise reported; a leak of 6 MB spread over the same samples,
+    or two 3 MB steps, grows."""
+    from taptr_ros.bench.memory import MemoryBenchOptions, MemoryBenchResult, MemorySample
+
+    def verdict(rss: list[float]) -> dict:
+        result = MemoryBenchResult(MemoryBenchOptions(), "test")
+        result.samples = [MemorySample(frame=12 * i, rss_mb=v, python_mb=None, cuda_mb=None, cuda_peak_mb=None)
+                          for i, v in enumerate(rss)]
+        return result.summary()["rss"]
+
+    noise = [0.0, 0.3, -0.2, 0.1, -0.3, 0.2, 0.0, -0.1, 0.3, -0.2, 0.1]
+    first_half = [650.0] * 10
+    step = verdict(first_half + [659 + n + (9 if i >= 6 else 0) for i, n in enumerate(noise)])
+    assert step["flat"] and step["largest_rise"] > 8.5 and abs(step["drift"]) < 1.0
+    leak = verdict(first_half + [659 + n + 0.6 * i for i, n in enumerate(noise)])
+    assert not leak["flat"] and leak["drift"] > 4.0
+    two = verdict(first_half + [659 + n + 3 * (i >= 3) + 3 * (i >= 8) for i, n in enumerate(noise)])
+    assert not two["flat"]
+
+
 def test_memory_bench_cli_finds_the_engine_flat(tmp_path, capsys):
     """`taptr bench memory` on 240 frames: the second half (120 frames, 11 samples, 24 point
     churns; window 8) must show no drift beyond the tolerances (RSS 2 MB, Python heap 256 kB),
