@@ -75,7 +75,9 @@ def test_shipped_model_follows_a_faster_pan_with_two_passes():
     """A photograph panned 5 px a frame (at 256 px high): one decoder pass per window loses
     the points, two passes (the shipped model's own) keep them. Measured after 24 frames:
     v11 (trained with one pass) 49 px off with 1 pass, 1.4 px with 2; v16 (trained with two,
-    shipped since session 13) 34 px and 3.3 px."""
+    shipped since session 13) 34 px and 3.3 px; v16 with a start velocity (shipped since
+    session 14) 98 px and 1.5 px (the first window, where every frame starts at the query,
+    decides: started ahead, later windows keep up)."""
     import cv2
     import skimage.data
 
