@@ -50,7 +50,9 @@ def build_tracker(p: NodeParameters) -> tuple[OnlineTracker, TrackerInfo]:
                              visibility_threshold=p.visibility_threshold, bgr=p.bgr)
     tracker = OnlineTracker(model, options)
     h, w = model.config.input_hw
+    k = model.config.start_velocity_frames
+    start = f"next frames start along the velocity of the last {k}" if k else "next frames start at the tail"
     summary = (f"{model.config.name} ({h}x{w} input, window {tracker.options.window}/"
                f"{tracker.options.stride}, {model.config.window_passes} decoder pass(es) a window, "
-               f"{p.precision}) from {path}")
+               f"{start}, {p.precision}) from {path}")
     return tracker, TrackerInfo(device=str(tracker.device), summary=summary)

@@ -129,6 +129,9 @@ def test_window_passes_reach_the_tracker_the_node_builds() -> None:
         tracker, info = build_tracker(NodeParameters({**values, "device": "cpu", "window_passes": passes}))
         built[passes] = tracker.model.config.window_passes
         assert f"{built[passes]} decoder pass(es) a window" in info.summary
+        k = tracker.model.config.start_velocity_frames  # the checkpoint's, said in the start line
+        assert (f"next frames start along the velocity of the last {k}" if k else
+                "next frames start at the tail") in info.summary
     assert built == {0: load_model("default").config.window_passes, 3: 3}  # 0: the checkpoint's
 
 
