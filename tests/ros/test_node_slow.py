@@ -93,12 +93,15 @@ def test_slow_model_drops_frames_and_keeps_answering(slow_node) -> None:
         assert statistics.median(round_trips) < delay_s / 4, sorted(round_trips)
         assert len(slow_calls) <= 0.05 * len(round_trips), sorted(round_trips)  # load spikes
 
-        # No backlog: after the camera stops, at most the frame in progress and the newest
-        # waiting one are still published.
+        # No backlog: after the camera stops, at most the frames the node holds are still
+        # published: the one being decoded, the newest encoded one waiting for the decoder,
+        # and (pipeline on, config/tracker.yaml) the newest one the encoder was still working
+        # on. The third is seen on a loaded machine (Jazzy CI, session 14); a queue would
+        # publish ~150 here.
         time.sleep(3 * delay_s)
         tracks = client.snapshot(client.tracks)
         late = [r for r in tracks if r.time > stopped]
-        assert len(late) <= 2, len(late)
+        assert len(late) <= 3, len(late)
         # Every tracks message (after the first: warm-up) is of a frame at most ~2 inference
         # times old: the frame in progress plus the one waiting, never a backlog. A queue would
         # lag by 0.57 s more with every tracked frame (~5 s by the end of this run); 4 inference
