@@ -143,6 +143,16 @@ def extrapolate(ref: Tensor, velocity: Tensor, steps: Tensor, eps: float = 1e-3)
     return torch.cat((xy, ref[:, 2:].expand(*xy.shape[:-1], -1)), -1)
 
 
+def after_tail(ref: Tensor, count: int, velocity_frames: int, eps: float = 1e-3) -> Tensor:
+    """(count, N, 4) logit-space positions of the `count` frames after a window's tail: the
+    tail's (`velocity_frames` 0, official) or along its velocity over the window's last
+    `velocity_frames` frames (`tail_velocity`, `extrapolate`). ref: (W, N, 4) the window's."""
+    if velocity_frames <= 0:
+        return ref[-1:].expand(count, -1, -1)
+    steps = torch.arange(1, count + 1, device=ref.device, dtype=ref.dtype)[:, None]
+    return extrapolate(ref[-1], tail_velocity(ref, velocity_frames), steps, eps)
+
+
 def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tensor, *,
                   copy_tail: bool, copy_content: bool = True, velocity_frames: int = 0,
                   eps: float = 1e-3) -> Trajectory:
@@ -155,7 +165,7 @@ def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tenso
     into every later frame of `traj`, and its content too if `copy_content`. With
     `velocity_frames` > 0 (ours, `TaptrConfig.start_velocity_frames`) the later frames' positions
     instead continue the tail's velocity over the window's last `velocity_frames` frames
-    (`tail_velocity`, `extrapolate`): frame tail + j starts at tail + j * velocity.
+    (`after_tail`): frame tail + j starts at tail + j * velocity.
 
     Args:
         traj: (T', N, ...) state; may be a slice of a longer trajectory.
@@ -173,12 +183,7 @@ def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tenso
     vis[first:end] = torch.where(upd, out.vis_logits[-1], vis[first:end])
     content[first:end] = out.content_out
     if copy_tail and end < ref.shape[0]:
-        if velocity_frames > 0:
-            velocity = tail_velocity(ref[first:end], velocity_frames)
-            steps = torch.arange(1, ref.shape[0] - end + 1, device=ref.device, dtype=ref.dtype)[:, None]
-            ref[end:] = extrapolate(ref[end - 1], velocity, steps, eps)
-        else:
-            ref[end:] = ref[end - 1]
+        ref[end:] = after_tail(ref[first:end], ref.shape[0] - end, velocity_frames, eps)
         vis[end:] = vis[end - 1]
         if copy_content:
             content[end:] = content[end - 1]

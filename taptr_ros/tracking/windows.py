@@ -40,7 +40,7 @@ import collections
 import torch
 
 from taptr_ros.model.taptr import TAPTRv2
-from taptr_ros.model.windowing import Trajectory, extrapolate, point_masks, tail_velocity
+from taptr_ros.model.windowing import Trajectory, after_tail, point_masks, tail_velocity
 from taptr_ros.tracking.decode import decode_padded
 from taptr_ros.tracking.feature_cache import FeatureCache
 from taptr_ros.tracking.options import TrackerOptions
@@ -123,7 +123,9 @@ class WindowDecoder:
                                      (state.vis_logits, p_new.vis_logits)):
                     mine[:ov, p_at] = theirs[-ov:]
                     if theirs is p_new.ref:  # the tail, or along its start velocity
-                        mine[ov:, p_at] = self._after_tail(p_new.ref, mine.shape[0] - ov)
+                        cfg = self.model.config
+                        mine[ov:, p_at] = after_tail(p_new.ref, mine.shape[0] - ov, cfg.start_velocity_frames,
+                                                     cfg.logit_eps)
                     elif theirs is not p_new.content or p_copy:
                         mine[ov:, p_at] = theirs[-1:]
             points.keep_window_inputs(entry, rows, state)
@@ -158,15 +160,6 @@ class WindowDecoder:
             memory, kv, kv_frames = cache.window(first, last), None, None
         return decode_padded(self.model, memory, kv, state, self.points.f0[rows], tracked, update,
                              self.dummy_xy, kv_frames=kv_frames, isolated=self.options.independent_points)
-
-    def _after_tail(self, ref: torch.Tensor, count: int) -> torch.Tensor:
-        """(count, N, 4) positions of the `count` frames after a window's tail, as
-        `commit_window` leaves them: the tail's, or along its start velocity. ref: (W, N, 4)."""
-        cfg = self.model.config
-        if not cfg.start_velocity_frames:
-            return ref[-1:].expand(count, -1, -1)
-        steps = torch.arange(1, count + 1, device=ref.device, dtype=ref.dtype)[:, None]
-        return extrapolate(ref[-1], tail_velocity(ref, cfg.start_velocity_frames), steps, cfg.logit_eps)
 
     def _write(self, first: int, last: int, rows: torch.Tensor, new: Trajectory, update: torch.Tensor,
                lo: int) -> None:
