@@ -66,6 +66,11 @@ class TaptrConfig:
             the tail's position (0) or continue its velocity measured over the window's last
             this many frames (`windowing.commit_window`): a point moving steadily starts the
             next window where it is going, not where it was.
+        query_velocity_frames: ours; official 0. In a window that holds a point's start frame
+            s, after the first of `window_passes` passes, the point's frames after s + this
+            restart along the velocity of the first pass from s to s + this
+            (`windowing.restart_from_query_velocity`): frames far from the query start near
+            where a steady point is, not at the query. No effect with one pass.
         input_hw: network input (height, width) in pixels; frames are resized to it.
         mean, std: per RGB channel normalisation of [0,1] images.
         visibility_threshold: visible <=> sigmoid(logit[1]) > threshold.
@@ -96,6 +101,7 @@ class TaptrConfig:
     window_stride: int = 4
     window_passes: int = 1
     start_velocity_frames: int = 0
+    query_velocity_frames: int = 0
     input_hw: tuple[int, int] = (512, 512)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -129,6 +135,9 @@ class TaptrConfig:
         if not isinstance(self.start_velocity_frames, int) or not 0 <= self.start_velocity_frames < self.window_size:
             problems.append(f"start_velocity_frames {self.start_velocity_frames!r} must be an integer in "
                             f"0..window_size - 1 ({self.window_size - 1})")
+        if not isinstance(self.query_velocity_frames, int) or not 0 <= self.query_velocity_frames < self.window_size - 1:
+            problems.append(f"query_velocity_frames {self.query_velocity_frames!r} must be an integer in "
+                            f"0..window_size - 2 ({self.window_size - 2})")
         if min(self.input_hw) < 32:
             problems.append(f"input_hw {self.input_hw} must be at least 32 px per side")
         if problems:

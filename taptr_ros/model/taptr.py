@@ -33,7 +33,7 @@ from taptr_ros.model.decoder import Decoder, WindowOutput, inverse_sigmoid
 from taptr_ros.model.deform_attn import split_levels
 from taptr_ros.model.encoder import Encoder
 from taptr_ros.model.windowing import (Trajectory, commit_window, official_content_gap,
-                                       point_masks, window_ranges)
+                                       point_masks, restart_from_query_velocity, window_ranges)
 
 __all__ = ["TAPTRv2", "TrackResult", "WindowOutput", "track_video"]
 
@@ -189,8 +189,12 @@ class TAPTRv2(nn.Module):
         tracked, update = tracked.bool(), update.bool()
         out = self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
                            tracked, update, memory_kv=memory_kv, kv_frames=kv_frames, isolated=isolated)
-        for _ in range(self.config.window_passes - 1):  # again from this pass's positions
+        cfg = self.config
+        for k in range(cfg.window_passes - 1):  # again from this pass's positions
             ref_in = torch.where(update[..., None], out.ref_out, ref_in)
+            if k == 0 and cfg.query_velocity_frames:  # frames far from a query: along its early velocity
+                ref_in = restart_from_query_velocity(ref_in, tracked, update, cfg.query_velocity_frames,
+                                                     cfg.logit_eps)
             out = self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
                                tracked, update, memory_kv=memory_kv, kv_frames=kv_frames, isolated=isolated)
         return out

@@ -153,6 +153,45 @@ def after_tail(ref: Tensor, count: int, velocity_frames: int, eps: float = 1e-3)
     return extrapolate(ref[-1], tail_velocity(ref, velocity_frames), steps, eps)
 
 
+def restart_from_query_velocity(ref: Tensor, tracked: Tensor, update: Tensor, frames: int,
+                                eps: float = 1e-3) -> Tensor:
+    """A window's positions after a decoder pass, with the frames far from each point's query
+    restarted along the point's early velocity (`TaptrConfig.query_velocity_frames`).
+
+    For a point whose start frame s lies in the window (tracked and not updated there) and
+    whose frames reach past s + K (K = `frames`): v = (xy[s + K] - xy[s]) / K, and frame
+    s + K + j starts at xy[s + K] + j v (`extrapolate`, kept inside the image). Every other
+    entry is returned as it is (bit for bit).
+
+    Args:
+        ref: (W, N, 4) logit-space positions of the window's frames (a pass's output).
+        tracked, update: (W, N) bool masks (`point_masks`).
+        frames: K >= 1 (0 returns `ref`).
+        eps: clamp of `inverse_sigmoid` (TaptrConfig.logit_eps).
+
+    Returns:
+        (W, N, 4) logit-space positions.
+    """
+    w = ref.shape[0]
+    if frames <= 0 or w <= frames + 1:
+        return ref
+    start_here = tracked & ~update                        # (W, N): the start frame, if in the window
+    start = start_here.to(torch.uint8).argmax(0)          # (N,) window index of s (0 if none)
+    anchor = start + frames                               # (N,) s + K
+    restart = start_here.any(0) & (anchor < w - 1)        # frames after the anchor exist
+    if not bool(restart.any()):
+        return ref
+    anchor = anchor.clamp(max=w - 1)
+    xy = ref[..., :2].sigmoid()
+    at_anchor = ref.gather(0, anchor[None, :, None].expand(1, -1, ref.shape[-1]))[0]  # (N, 4)
+    velocity = (xy.gather(0, anchor[None, :, None].expand(1, -1, 2))[0]
+                - xy.gather(0, start[None, :, None].expand(1, -1, 2))[0]) / frames
+    k = torch.arange(w, device=ref.device)[:, None]
+    steps = ((k - anchor[None]).clamp(min=0) * restart[None]).to(ref.dtype)  # (W, N)
+    moved = extrapolate(at_anchor, velocity, steps, eps)
+    return torch.where((steps > 0)[..., None], moved, ref)
+
+
 def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tensor, *,
                   copy_tail: bool, copy_content: bool = True, velocity_frames: int = 0,
                   eps: float = 1e-3) -> Trajectory:

@@ -52,6 +52,9 @@ def build_tracker(p: NodeParameters) -> tuple[OnlineTracker, TrackerInfo]:
     h, w = model.config.input_hw
     k = model.config.start_velocity_frames
     start = f"next frames start along the velocity of the last {k}" if k else "next frames start at the tail"
+    q = model.config.query_velocity_frames if model.config.window_passes > 1 else 0
+    if q:
+        start += f", a new point's far frames along its first {q}"
     summary = (f"{model.config.name} ({h}x{w} input, window {tracker.options.window}/"
                f"{tracker.options.stride}, {model.config.window_passes} decoder pass(es) a window, "
                f"{start}, {p.precision}) from {path}")

@@ -60,3 +60,8 @@ def test_dict_round_trip_and_errors():
         with pytest.raises(ConfigError, match="start_velocity_frames"):
             preset("tiny", start_velocity_frames=bad)
     assert TaptrConfig.from_dict(preset("small", start_velocity_frames=4).to_dict()).start_velocity_frames == 4
+    assert preset("taptrv2").query_velocity_frames == 0  # official: every frame starts at the query
+    for bad in (-1, 7, 3.0):  # 0..window_size - 2: a frame after the anchor must exist
+        with pytest.raises(ConfigError, match="query_velocity_frames"):
+            preset("tiny", query_velocity_frames=bad)
+    assert TaptrConfig.from_dict(preset("small", query_velocity_frames=3).to_dict()).query_velocity_frames == 3

@@ -7,7 +7,7 @@ import torch
 
 from taptr_ros.model.decoder import WindowOutput
 from taptr_ros.model.windowing import (Trajectory, commit_window, extrapolate, official_content_gap,
-                                       point_masks, window_ranges)
+                                       point_masks, restart_from_query_velocity, window_ranges)
 
 
 @pytest.mark.parametrize("frames,expect", [
@@ -113,3 +113,27 @@ def test_extrapolate_steps_per_point():
     velocity = torch.tensor([[0.01, 0.0], [0.0, -0.02]])
     got = extrapolate(ref, velocity, torch.tensor([[1.0, 3.0]]))[0, :, :2].sigmoid()
     torch.testing.assert_close(got, torch.tensor([[0.51, 0.5], [0.2, 0.74]]))
+
+
+def test_restart_from_query_velocity_moves_only_frames_past_the_anchor_of_points_starting_here():
+    """Window of 8 frames (video frames 4..11): point 0 started before it (every frame updated:
+    untouched), point 1 starts at frame 5 (window index 1) and moves +0.04 in x a frame over
+    its first pass's frames 1..3, then was lost (0.2 on); point 2 starts at frame 9 (index 5):
+    with K = 2 no frame lies past its anchor (index 7), so it is untouched. Point 1's frames
+    after s + K = 3 continue from frame 3 at 0.04 a frame; everything else bit for bit."""
+    tracked, update = point_masks(torch.tensor([0, 5, 9]), 4, 11)
+    ref = torch.randn(8, 3, 4)
+    xs = [0.3, 0.30, 0.34, 0.38, 0.2, 0.2, 0.2, 0.2]
+    ref[:, 1, 0] = torch.tensor([logit(v) for v in xs])
+    ref[:, 1, 1] = logit(0.6)
+    got = restart_from_query_velocity(ref, tracked, update, 2)
+    xy = got[..., :2].sigmoid()
+    torch.testing.assert_close(xy[4:, 1, 0], torch.tensor([0.42, 0.46, 0.50, 0.54]))
+    torch.testing.assert_close(xy[4:, 1, 1], torch.full((4,), 0.6))
+    assert torch.equal(got[:4], ref[:4]) and torch.equal(got[:, [0, 2]], ref[:, [0, 2]])
+    assert torch.equal(got[4:, 1, 2:], ref[3:4, 1, 2:].expand(4, 2))  # w, h of the anchor
+    assert torch.equal(restart_from_query_velocity(ref, tracked, update, 0), ref)
+    # K = 4: point 1's anchor is index 5, frames 6, 7 continue (0.2 - 0.3) / 4 a frame
+    far = restart_from_query_velocity(ref, tracked, update, 4)[..., 0].sigmoid()
+    torch.testing.assert_close(far[6:, 1], torch.tensor([0.175, 0.15]))
+    assert torch.equal(far[:6], ref[:6, :, 0].sigmoid())

@@ -132,6 +132,8 @@ def test_window_passes_reach_the_tracker_the_node_builds() -> None:
         k = tracker.model.config.start_velocity_frames  # the checkpoint's, said in the start line
         assert (f"next frames start along the velocity of the last {k}" if k else
                 "next frames start at the tail") in info.summary
+        q = tracker.model.config.query_velocity_frames if built[passes] > 1 else 0  # no effect with one pass
+        assert (f"a new point's far frames along its first {q}" in info.summary) == bool(q)
     assert built == {0: load_model("default").config.window_passes, 3: 3}  # 0: the checkpoint's
 
 

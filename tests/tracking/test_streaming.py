@@ -303,3 +303,23 @@ def test_start_velocity_stream_equals_offline(tiny, mode):
     moved = [np.abs(a.xy - b.xy).max() for (_, a), (_, b) in zip(stream.published, held.published)
              if a.frame_index > 8 and len(a.ids)]
     assert max(moved) > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["immediate", "committed"])
+def test_query_velocity_stream_equals_offline(tiny, mode):
+    """`query_velocity_frames` = 2 with 2 passes: in a window holding a point's start frame,
+    the second pass starts its far frames along the first pass's early velocity. The stream
+    (points added at every kind of frame, joining committed windows) still equals the offline
+    model on every prefix, and the restart moves the points."""
+    from tracking_helpers import make_model
+
+    restarted = make_model(0, window_passes=2, query_velocity_frames=2)
+    frames = random_video(1, 19, sizes(19))
+    options = TrackerOptions(mode=mode)
+    stream = Stream(OnlineTracker(restarted, options), frames, SCHEDULES["A"], seed=2)
+    offline = Offline(restarted, frames)
+    assert max(check_equal(r, offline, stream, at) for at, r in stream.published) < TOL
+    plain = Stream(OnlineTracker(make_model(0, window_passes=2), options), frames, SCHEDULES["A"], seed=2)
+    moved = [np.abs(a.xy - b.xy).max() for (_, a), (_, b) in zip(stream.published, plain.published)
+             if len(a.ids)]
+    assert max(moved) > 1e-3
