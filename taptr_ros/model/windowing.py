@@ -182,10 +182,9 @@ def restart_from_query_velocity(ref: Tensor, tracked: Tensor, update: Tensor, fr
     if not bool(restart.any()):
         return ref
     anchor = anchor.clamp(max=w - 1)
-    xy = ref[..., :2].sigmoid()
-    at_anchor = ref.gather(0, anchor[None, :, None].expand(1, -1, ref.shape[-1]))[0]  # (N, 4)
-    velocity = (xy.gather(0, anchor[None, :, None].expand(1, -1, 2))[0]
-                - xy.gather(0, start[None, :, None].expand(1, -1, 2))[0]) / frames
+    points = torch.arange(ref.shape[1], device=ref.device)
+    at_anchor = ref[anchor, points]                       # (N, 4)
+    velocity = (at_anchor[:, :2].sigmoid() - ref[start, points, :2].sigmoid()) / frames
     k = torch.arange(w, device=ref.device)[:, None]
     steps = ((k - anchor[None]).clamp(min=0) * restart[None]).to(ref.dtype)  # (W, N)
     moved = extrapolate(at_anchor, velocity, steps, eps)
