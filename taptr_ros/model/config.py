@@ -71,6 +71,9 @@ class TaptrConfig:
             restart along the velocity of the first pass from s to s + this
             (`windowing.restart_from_query_velocity`): frames far from the query start near
             where a steady point is, not at the query. No effect with one pass.
+        query_velocity_gate: ours; with `query_velocity_frames`, a far frame the first pass
+            put within this many input pixels of its restart keeps the pass's position
+            (0 = every far frame restarts).
         input_hw: network input (height, width) in pixels; frames are resized to it.
         mean, std: per RGB channel normalisation of [0,1] images.
         visibility_threshold: visible <=> sigmoid(logit[1]) > threshold.
@@ -102,6 +105,7 @@ class TaptrConfig:
     window_passes: int = 1
     start_velocity_frames: int = 0
     query_velocity_frames: int = 0
+    query_velocity_gate: float = 0.0
     input_hw: tuple[int, int] = (512, 512)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -138,6 +142,8 @@ class TaptrConfig:
         if not isinstance(self.query_velocity_frames, int) or not 0 <= self.query_velocity_frames < self.window_size - 1:
             problems.append(f"query_velocity_frames {self.query_velocity_frames!r} must be an integer in "
                             f"0..window_size - 2 ({self.window_size - 2})")
+        if not isinstance(self.query_velocity_gate, (int, float)) or not self.query_velocity_gate >= 0:
+            problems.append(f"query_velocity_gate {self.query_velocity_gate!r} must be a number >= 0 (input px)")
         if min(self.input_hw) < 32:
             problems.append(f"input_hw {self.input_hw} must be at least 32 px per side")
         if problems:

@@ -194,7 +194,8 @@ class TAPTRv2(nn.Module):
             ref_in = torch.where(update[..., None], out.ref_out, ref_in)
             if k == 0 and cfg.query_velocity_frames:  # frames far from a query: along its early velocity
                 ref_in = restart_from_query_velocity(ref_in, tracked, update, cfg.query_velocity_frames,
-                                                     cfg.logit_eps)
+                                                     cfg.logit_eps, cfg.query_velocity_gate,
+                                                     cfg.input_hw[::-1])
             out = self.decoder(window_memory, self.level_shapes, content_in, ref_in, init_content,
                                tracked, update, memory_kv=memory_kv, kv_frames=kv_frames, isolated=isolated)
         return out

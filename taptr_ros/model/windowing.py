@@ -154,13 +154,17 @@ def after_tail(ref: Tensor, count: int, velocity_frames: int, eps: float = 1e-3)
 
 
 def restart_from_query_velocity(ref: Tensor, tracked: Tensor, update: Tensor, frames: int,
-                                eps: float = 1e-3) -> Tensor:
+                                eps: float = 1e-3, keep_within_px: float = 0.0,
+                                input_wh: tuple[int, int] = (1, 1)) -> Tensor:
     """A window's positions after a decoder pass, with the frames far from each point's query
     restarted along the point's early velocity (`TaptrConfig.query_velocity_frames`).
 
     For a point whose start frame s lies in the window (tracked and not updated there) and
     whose frames reach past s + K (K = `frames`): v = (xy[s + K] - xy[s]) / K, and frame
-    s + K + j starts at xy[s + K] + j v (`extrapolate`, kept inside the image). Every other
+    s + K + j starts at xy[s + K] + j v (`extrapolate`, kept inside the image), unless the
+    pass put it within `keep_within_px` input pixels of that restart: then the pass's
+    position is kept (`TaptrConfig.query_velocity_gate`; a slow point the pass already
+    followed keeps its refinement, a point the pass left at its query restarts). Every other
     entry is returned as it is (bit for bit).
 
     Args:
@@ -168,6 +172,8 @@ def restart_from_query_velocity(ref: Tensor, tracked: Tensor, update: Tensor, fr
         tracked, update: (W, N) bool masks (`point_masks`).
         frames: K >= 1 (0 returns `ref`).
         eps: clamp of `inverse_sigmoid` (TaptrConfig.logit_eps).
+        keep_within_px: radius in input pixels (0 = restart every far frame).
+        input_wh: network input (width, height) in pixels: the scale of `keep_within_px`.
 
     Returns:
         (W, N, 4) logit-space positions.
@@ -188,7 +194,12 @@ def restart_from_query_velocity(ref: Tensor, tracked: Tensor, update: Tensor, fr
     k = torch.arange(w, device=ref.device)[:, None]
     steps = ((k - anchor[None]).clamp(min=0) * restart[None]).to(ref.dtype)  # (W, N)
     moved = extrapolate(at_anchor, velocity, steps, eps)
-    return torch.where((steps > 0)[..., None], moved, ref)
+    restarted = steps > 0                                 # (W, N)
+    if keep_within_px > 0:
+        scale = torch.tensor(input_wh, device=ref.device, dtype=ref.dtype)
+        apart_px = ((moved[..., :2].sigmoid() - ref[..., :2].sigmoid()) * scale).norm(dim=-1)
+        restarted = restarted & (apart_px > keep_within_px)
+    return torch.where(restarted[..., None], moved, ref)
 
 
 def commit_window(traj: Trajectory, first: int, out: WindowOutput, update: Tensor, *,

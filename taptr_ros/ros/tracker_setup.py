@@ -55,6 +55,8 @@ def build_tracker(p: NodeParameters) -> tuple[OnlineTracker, TrackerInfo]:
     q = model.config.query_velocity_frames if model.config.window_passes > 1 else 0
     if q:
         start += f", a new point's far frames along its first {q}"
+        gate = model.config.query_velocity_gate
+        start += f" unless within {gate:g} px" if gate else ""
     summary = (f"{model.config.name} ({h}x{w} input, window {tracker.options.window}/"
                f"{tracker.options.stride}, {model.config.window_passes} decoder pass(es) a window, "
                f"{start}, {p.precision}) from {path}")

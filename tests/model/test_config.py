@@ -65,3 +65,8 @@ def test_dict_round_trip_and_errors():
         with pytest.raises(ConfigError, match="query_velocity_frames"):
             preset("tiny", query_velocity_frames=bad)
     assert TaptrConfig.from_dict(preset("small", query_velocity_frames=3).to_dict()).query_velocity_frames == 3
+    for bad in (-1.0, float("nan"), "2"):
+        with pytest.raises(ConfigError, match="query_velocity_gate"):
+            preset("tiny", query_velocity_gate=bad)
+    gated = TaptrConfig.from_dict(preset("small", query_velocity_frames=3, query_velocity_gate=4.0).to_dict())
+    assert gated.query_velocity_gate == 4.0

@@ -137,3 +137,25 @@ def test_restart_from_query_velocity_moves_only_frames_past_the_anchor_of_points
     far = restart_from_query_velocity(ref, tracked, update, 4)[..., 0].sigmoid()
     torch.testing.assert_close(far[6:, 1], torch.tensor([0.175, 0.15]))
     assert torch.equal(far[:6], ref[:6, :, 0].sigmoid())
+
+
+def test_restart_gate_keeps_far_frames_the_pass_put_near_their_restart():
+    """Point 1 starts at window index 1 and moves +0.04 in x a frame (K = 2, anchor index 3,
+    restart 0.42, 0.46, 0.50, 0.54 on frames 4..7). The pass put frames 4..7 at 0.425, 0.40,
+    0.2, 0.2: 0.5, 6, 30 and 34 px from their restarts in a 100 px wide input. With a gate
+    of 2 px frame 4 keeps the pass's 0.425, the others restart; a gate of 10 px keeps frames
+    4 and 5; a gate of 0 restarts all four (as without the gate)."""
+    tracked, update = point_masks(torch.tensor([0, 5, 9]), 4, 11)
+    ref = torch.randn(8, 3, 4)
+    xs = [0.3, 0.30, 0.34, 0.38, 0.425, 0.40, 0.2, 0.2]
+    ref[:, 1, 0] = torch.tensor([logit(v) for v in xs])
+    ref[:, 1, 1] = logit(0.6)
+
+    def far_x(gate_px: float) -> list[float]:
+        got = restart_from_query_velocity(ref, tracked, update, 2, keep_within_px=gate_px, input_wh=(100, 50))
+        assert torch.equal(got[:, [0, 2]], ref[:, [0, 2]]) and torch.equal(got[:4], ref[:4])
+        return [round(v, 4) for v in got[4:, 1, 0].sigmoid().tolist()]
+
+    assert far_x(0.0) == [0.42, 0.46, 0.50, 0.54]
+    assert far_x(2.0) == [0.425, 0.46, 0.50, 0.54]
+    assert far_x(10.0) == [0.425, 0.40, 0.50, 0.54]

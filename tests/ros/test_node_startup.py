@@ -134,6 +134,8 @@ def test_window_passes_reach_the_tracker_the_node_builds() -> None:
                 "next frames start at the tail") in info.summary
         q = tracker.model.config.query_velocity_frames if built[passes] > 1 else 0  # no effect with one pass
         assert (f"a new point's far frames along its first {q}" in info.summary) == bool(q)
+        gate = tracker.model.config.query_velocity_gate if q else 0
+        assert (f"unless within {gate:g} px" in info.summary) == bool(gate)
     assert built == {0: load_model("default").config.window_passes, 3: 3}  # 0: the checkpoint's
 
 
