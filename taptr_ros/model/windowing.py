@@ -196,8 +196,8 @@ def restart_from_query_velocity(ref: Tensor, tracked: Tensor, update: Tensor, fr
     moved = extrapolate(at_anchor, velocity, steps, eps)
     restarted = steps > 0                                 # (W, N)
     if keep_within_px > 0:
-        scale = torch.tensor(input_wh, device=ref.device, dtype=ref.dtype)
-        apart_px = ((moved[..., :2].sigmoid() - ref[..., :2].sigmoid()) * scale).norm(dim=-1)
+        apart = moved[..., :2].sigmoid() - ref[..., :2].sigmoid()  # (W, N, 2) normalised
+        apart_px = torch.hypot(apart[..., 0] * input_wh[0], apart[..., 1] * input_wh[1])
         restarted = restarted & (apart_px > keep_within_px)
     return torch.where(restarted[..., None], moved, ref)
 
